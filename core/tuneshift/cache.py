@@ -1,0 +1,76 @@
+"""A cache of expensive model calls keyed by fingerprint, so a rerun skips finished work.
+
+The key of one call hashes the implementation's identity (name, options), the
+model's identity (its files) and the input; the value is JSON. Backed by
+SQLite, committed per batch, so a killed run keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any, Callable, Sequence, TypeVar
+
+T = TypeVar("T")
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable hash of JSON-able parts (dict keys sorted)."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def model_identity(*paths: str | None) -> list[Any]:
+    """Identity of model files: path, and each file's name, size and mtime (cheap, content-sensitive enough)."""
+    out: list[Any] = []
+    for p in paths:
+        if not p:
+            out.append(None)
+            continue
+        path = Path(p)
+        files = sorted(path.rglob("*")) if path.is_dir() else [path]
+        out.append([str(path.resolve()), [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]])
+    return out
+
+
+class Cache:
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, timeout=30)
+        self.db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self.db.commit()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> Any | None:
+        row = self.db.execute("SELECT value FROM calls WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put_many(self, items: list[tuple[str, Any]]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO calls VALUES (?, ?)",
+                            [(k, json.dumps(v, ensure_ascii=False)) for k, v in items])
+        self.db.commit()
+
+    def map(self, namespace: Any, inputs: Sequence[Any], compute: Callable[[list[Any]], list[Any]],
+            batch_size: int, on_done: Callable[[int], None] = lambda n: None) -> list[Any]:
+        """compute() over the inputs not yet cached, batch by batch; cached values for the rest."""
+        keys = [fingerprint(namespace, x) for x in inputs]
+        results: list[Any] = [self.get(k) for k in keys]
+        todo = [i for i, r in enumerate(results) if r is None]
+        self.hits += len(inputs) - len(todo)
+        self.misses += len(todo)
+        on_done(len(inputs) - len(todo))
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            values = compute([inputs[i] for i in chunk])
+            if len(values) != len(chunk):
+                raise ValueError(f"expected {len(chunk)} results, got {len(values)}")
+            for i, v in zip(chunk, values):
+                results[i] = v
+            self.put_many([(keys[i], v) for i, v in zip(chunk, values)])
+            on_done(len(chunk))
+        return results
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,151 @@
+"""The `tuneshift` command. Every error is one line `error: ...` and exit code 2 (usage) or 1 (run time)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import TuneshiftError
+from .plugins import Registry
+
+
+class State:
+    def __init__(self, selected: list[str], blocked: list[str], debug: bool) -> None:
+        self.selected, self.debug = selected, debug
+        self.registry = Registry(blocked=tuple(blocked))
+        self.registry.validate_selected(selected)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tuneshift")
+@click.option("--plugin", "selected", multiple=True, metavar="NAME",
+              help="Use implementation NAME for its kind (repeatable).")
+@click.option("--no-plugin", "blocked", multiple=True, metavar="NAME", help="Block plugin NAME (repeatable).")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, selected: tuple[str, ...], blocked: tuple[str, ...], debug: bool) -> None:
+    """Move a fine-tuned model's specialised knowledge into another model (TuneShift-KD)."""
+    ctx.meta["debug"] = debug
+    if ctx.resilient_parsing or ctx.invoked_subcommand is None:
+        return
+    ctx.obj = State(list(selected), list(blocked), debug)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_obj
+def plugins(state: State, as_json: bool) -> None:
+    """List every installed implementation, and plugins that failed to load."""
+    entries = state.registry.entries
+    if as_json:
+        click.echo(json.dumps([e.as_json() for e in entries], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "kind", "distribution", "version", "status")
+    for e in entries:
+        table.add_row(e.name, e.kind, e.distribution + (" (built-in)" if e.builtin else ""), e.version, e.status)
+    Console().print(table)
+
+
+@cli.command()
+@click.argument("config_path", metavar="CONFIG.toml", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Run directory (default: runs/<config name>). Rerunning resumes.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key.")
+@click.pass_obj
+def run(state: State, config_path: Path, out_dir: Path | None, overrides: tuple[str, ...]) -> None:
+    """Run (or resume) the pipeline described by CONFIG.toml."""
+    from .pipeline import execute
+    from .runner import Run
+
+    out_dir = out_dir or Path("runs") / config_path.stem
+    job = Run(config_path, out_dir, list(overrides), state.registry, state.selected).open()
+    try:
+        report = execute(job)
+    finally:
+        job.close()
+    click.echo(f"kept {report['dataset_size']} of {report['counts']['candidates']} candidates; "
+               f"results in {out_dir}", err=True)
+
+
+@cli.command()
+@click.option("--base", required=True, help="Base model: a local directory or a .gguf file.")
+@click.option("--adapter", default=None, help="PEFT adapter directory of the fine-tuned model.")
+@click.option("--finetuned", default=None, help="A full fine-tuned model instead of an adapter.")
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="JSONL of pairs.")
+@click.option("--output", "output_path", required=True, type=click.Path(path_type=Path), help="JSONL to write.")
+@click.option("--batch-size", default=16, show_default=True)
+@click.pass_obj
+def score(state: State, base: str, adapter: str | None, finetuned: str | None, input_path: Path,
+          output_path: Path, batch_size: int) -> None:
+    """Score (prompt, response) pairs under the fine-tuned model and its base."""
+    from .scoring import score_file
+
+    n = score_file(state.registry, state.selected, base, adapter, finetuned, input_path, output_path, batch_size)
+    click.echo(f"scored {n} pairs into {output_path}", err=True)
+
+
+@cli.command()
+@click.option("--preset", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True)
+@click.option("--seeds", "n_seeds", type=int, default=None, help="Number of random seeds.")
+@click.pass_obj
+def demo(state: State, preset: str, out_dir: Path, n_seeds: int | None) -> None:
+    """The embedded demo. Until the SmolLM2 -> Gemma 3 benchmark lands, runs the tiny example."""
+    from .demo import run_demo
+
+    run_demo(state, preset, out_dir, n_seeds)
+
+
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["expander", "scorer", "all"]), default="all", show_default=True)
+@click.option("--out", "out_parent", type=click.Path(path_type=Path), default=Path("."), show_default=True)
+def new_plugin(name: str, kind: str, out_parent: Path) -> None:
+    """Create a new plugin distribution from plugin_template/, with NAME filled in."""
+    from .scaffold import render
+
+    target = render(name, kind, out_parent)
+    click.echo(f"created {target}; next: pip install -e {target} && tuneshift plugins")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the CLI and turns errors into one line and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="tuneshift", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("error: aborted", err=True)
+        return 1
+    except TuneshiftError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("error: interrupted; rerun the same command to resume", err=True)
+        return 130
+    except Exception as exc:  # a bug or an unexpected library failure: one line unless --debug
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                   "(rerun with --debug for the traceback)", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

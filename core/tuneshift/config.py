@@ -1,0 +1,171 @@
+"""Read a run's TOML config, apply --set overrides, validate it, and redact secrets.
+
+The core sections are validated here; each kind's section is validated by the
+`Options` of the implementation chosen for that kind.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import UsageError
+from .kinds import KINDS
+
+SECRET_KEY = re.compile(r"(^|_)(api_?key|key|token|secret|password|authorization|auth)$", re.IGNORECASE)
+"""Keys whose values are secrets: api_key, hf_token, password, ... (not max_new_tokens)."""
+REDACTED = "***"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunSection(_Section):
+    seed: int = 0
+    rounds: int = Field(3, ge=1, description="rounds of expansion after the seed round")
+    per_round: int = Field(16, ge=1, description="prompts proposed per round")
+    target_size: int | None = Field(None, ge=1, description="stop once this many pairs are kept")
+    batch_size: int = Field(8, ge=1)
+    max_new_tokens: int = Field(64, ge=1, description="length limit of the teacher's answers")
+
+
+class TeacherSection(_Section):
+    base: str
+    adapter: str | None = None
+    finetuned: str | None = None
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "TeacherSection":
+        if self.adapter and self.finetuned:
+            raise ValueError("give either adapter or finetuned, not both")
+        if not self.adapter and not self.finetuned:
+            raise ValueError("give adapter (a PEFT directory) or finetuned (a full model)")
+        return self
+
+
+class TargetSection(_Section):
+    model: str
+    trust_remote_code: bool = False
+    train: bool = True
+
+
+class SeedsSection(_Section):
+    path: str | None = None
+    prompts: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "SeedsSection":
+        if (self.path is None) == (self.prompts is None):
+            raise ValueError("give exactly one of path (a JSONL or text file) or prompts (a list)")
+        return self
+
+
+class EvalSection(_Section):
+    path: str | None = None
+
+
+class CoreConfig(_Section):
+    run: RunSection = RunSection()
+    teacher: TeacherSection
+    target: TargetSection | None = None
+    seeds: SeedsSection
+    eval: EvalSection = EvalSection()
+
+
+PATH_KEYS = {("teacher", "base"), ("teacher", "adapter"), ("teacher", "finetuned"),
+             ("target", "model"), ("seeds", "path"), ("eval", "path")}
+
+
+def parse_value(text: str) -> Any:
+    """A --set value as TOML (numbers, booleans, lists, quoted strings), else the plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE, for example run.rounds=2")
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise UsageError(f"--set {key}: {part} is not a section")
+            node = child
+        node[parts[-1]] = parse_value(value.strip())
+    return out
+
+
+def load(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
+    """The config as a dict: TOML read, overrides applied, relative paths made absolute."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"config {path}: no such file")
+    if path.is_dir():
+        raise UsageError(f"config {path}: is a directory, expected a TOML file")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"config {path}: TOML syntax error: {exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"config {path}: not UTF-8 text") from None
+    raw = apply_overrides(raw, list(overrides))
+    for section, key in PATH_KEYS:
+        value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            raw[section][key] = str((path.parent / value).resolve())
+    return raw
+
+
+def validate_core(raw: dict[str, Any]) -> CoreConfig:
+    core = {k: v for k, v in raw.items() if k not in KINDS}
+    try:
+        return CoreConfig.model_validate(core)
+    except ValidationError as exc:
+        raise UsageError(f"config: {describe(exc)}") from None
+
+
+def kind_section(raw: dict[str, Any], kind: str) -> tuple[str | None, dict[str, Any]]:
+    """The `use` name and the options of a kind's section."""
+    section = raw.get(kind, {})
+    if not isinstance(section, dict):
+        raise UsageError(f"config: [{kind}] must be a table")
+    options = dict(section)
+    use = options.pop("use", None)
+    if use is not None and not isinstance(use, str):
+        raise UsageError(f"config: {kind}.use must be a plugin name")
+    return use, options
+
+
+def describe(exc: ValidationError, prefix: str = "") -> str:
+    """A pydantic error as one line: the first problem, where it is, and what was wrong."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"unknown key {where}"
+    if kind == "missing":
+        return f"missing key {where}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
+
+
+def redact(value: Any) -> Any:
+    """A copy with the value of every secret-looking key replaced by ***."""
+    if isinstance(value, dict):
+        return {k: REDACTED if SECRET_KEY.search(str(k)) and v else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value

@@ -1,0 +1,224 @@
+"""Base classes of every kind of implementation, and the records they exchange.
+
+An implementation is a class with a `name`, the `kind` it belongs to, the
+plugin API version it was written for, and an `Options` model that validates
+its section of the config. The pipeline talks to implementations only through
+the methods below, so any plugin can replace any stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from . import PLUGIN_API_VERSION
+
+KINDS = ("expander", "answerer", "deduper", "scorer", "selector", "trainer")
+
+
+class Options(BaseModel):
+    """Options of an implementation: its config section less the `use` key. Unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- records -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a model lives: a base (directory or .gguf), optionally a PEFT adapter or a full fine-tune."""
+
+    base: str
+    adapter: str | None = None
+    finetuned: str | None = None
+    trust_remote_code: bool = False
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to generate: greedy when temperature is 0."""
+
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One generated answer, or the reason there is none."""
+
+    text: str | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Score:
+    """Mean per-token negative log-likelihood (nats) of a response given its prompt, under both models."""
+
+    nll_finetuned: float
+    nll_base: float
+    n_tokens: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A proposed prompt and why it was proposed."""
+
+    prompt: str
+    origin: str
+    parent: str | None = None
+    operator: str | None = None
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A prompt repeats `of` (an earlier prompt) with this similarity (1.0 for exact)."""
+
+    of: str
+    similarity: float = 1.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A selector's verdict on one scored candidate."""
+
+    keep: bool
+    value: float
+    reason: str = ""
+
+
+@dataclass
+class Candidate:
+    """One row of candidates.jsonl: a prompt, its answer, its scores and its fate."""
+
+    id: int
+    round: int
+    prompt: str
+    origin: str
+    parent: str | None = None
+    operator: str | None = None
+    response: str | None = None
+    nll_finetuned: float | None = None
+    nll_base: float | None = None
+    ppl_ratio: float | None = None
+    score: float | None = None
+    fate: str = "pending"
+    reason: str | None = None
+    dup_of: str | None = None
+    similarity: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kept(self) -> bool:
+        return self.fate == "kept"
+
+
+@dataclass(frozen=True)
+class ExpansionState:
+    """What an expander sees: the seeds and every candidate so far, with its fate."""
+
+    round: int
+    seeds: list[str]
+    candidates: list[Candidate]
+
+    @property
+    def kept(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.kept]
+
+
+@dataclass
+class Context:
+    """What the core hands every implementation besides its options."""
+
+    teacher: ModelSpec
+    target: ModelSpec | None
+    seed: int
+    work_dir: str
+    progress: Callable[[int], None] = lambda advance: None
+    generate: Callable[[ModelSpec, list[str], Sampling], list[Answer]] | None = None
+
+
+# --- the kinds ---------------------------------------------------------------
+
+
+class Implementation:
+    """Common part of every kind. Subclasses set `name` and override the kind's method."""
+
+    kind: ClassVar[str]
+    name: ClassVar[str]
+    api_version: ClassVar[int] = PLUGIN_API_VERSION
+    default: ClassVar[bool] = False
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[Options]] = Options
+
+    def __init__(self, options: Options, context: Context) -> None:
+        self.options = options
+        self.context = context
+
+    def identity(self) -> dict[str, Any]:
+        """What, besides inputs, determines this implementation's outputs (used in cache keys)."""
+        return {"name": self.name, "options": self.options.model_dump(mode="json")}
+
+    def close(self) -> None:
+        """Release models and connections."""
+
+
+class Expander(Implementation):
+    kind = "expander"
+
+    def propose(self, state: ExpansionState, n: int) -> list[Proposal]:
+        """Propose up to `n` new prompts for round `state.round`."""
+        raise NotImplementedError
+
+
+class Answerer(Implementation):
+    kind = "answerer"
+
+    def answer(self, model: ModelSpec, prompts: list[str], sampling: Sampling) -> list[Answer]:
+        """Answer each prompt with `model`; one `Answer` per prompt, in order."""
+        raise NotImplementedError
+
+
+class Deduper(Implementation):
+    kind = "deduper"
+
+    def find_duplicates(self, prompts: list[str], earlier: list[str]) -> list[Duplicate | None]:
+        """For each prompt, the earlier prompt (or earlier one in `prompts`) it repeats, or None."""
+        raise NotImplementedError
+
+
+class Scorer(Implementation):
+    kind = "scorer"
+
+    def score(self, model: ModelSpec, pairs: list[tuple[str, str]]) -> list[Score]:
+        """Score each (prompt, response) under the fine-tuned model and its base."""
+        raise NotImplementedError
+
+
+class Selector(Implementation):
+    kind = "selector"
+
+    def decide(self, scored: list[Candidate], kept: list[Candidate]) -> list[Decision]:
+        """Keep or drop each newly scored candidate; `kept` holds what earlier rounds kept."""
+        raise NotImplementedError
+
+
+class Trainer(Implementation):
+    kind = "trainer"
+
+    def train(self, model: ModelSpec, pairs: list[dict[str, Any]], out_dir: str, checkpoint_dir: str) -> dict[str, Any]:
+        """Train `model` on the pairs (prompt, response), write a PEFT adapter to `out_dir`, return metrics.
+
+        Resume from `checkpoint_dir` when it holds a checkpoint of the same job.
+        """
+        raise NotImplementedError
+
+
+KIND_CLASSES: dict[str, type[Implementation]] = {
+    cls.kind: cls for cls in (Expander, Answerer, Deduper, Scorer, Selector, Trainer)
+}

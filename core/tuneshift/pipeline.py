@@ -1,0 +1,121 @@
+"""The method, top to bottom: rounds of expand -> dedup -> answer -> score -> select,
+then train the target and evaluate it.
+
+Each stage of each round is checkpointed in state/round-NNN/STAGE.json; a
+rerun loads finished stages instead of running them, and candidates.jsonl and
+dataset.jsonl are rewritten whole from that state, so nothing is duplicated
+or lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import asdict
+from typing import Any, Callable
+
+from .errors import TuneshiftError
+from .kinds import Candidate
+from .rundir import read_json, write_json, write_jsonl
+from .runner import Run
+from .stages import answer, dedup, evaluate, expand, score, select, train
+
+RoundStage = Callable[[Run, int, list[Candidate] | None], list[Candidate]]
+ROUND_STAGES: tuple[tuple[str, RoundStage], ...] = (
+    ("expand", expand.run),
+    ("dedup", dedup.run),
+    ("answer", answer.run),
+    ("score", score.run),
+    ("select", select.run),
+)
+
+DATASET_FIELDS = ("id", "round", "prompt", "response", "score", "nll_finetuned", "nll_base", "ppl_ratio", "origin")
+
+
+def execute(run: Run) -> dict[str, Any]:
+    """Run (or resume) the whole pipeline; returns the report."""
+    started = time.time()
+    run.hook.on_run_start(out_dir=run.dir.path, config=run.provenance(started, "running", {})["config"])
+    try:
+        rounds = run_rounds(run)
+        train_metrics = timed(run, "train", None, lambda: train.run(run))
+        eval_result = timed(run, "evaluate", None, lambda: evaluate.run(run))
+        report = build_report(run, rounds, train_metrics, eval_result)
+        write_json(run.dir.report, report)
+        write_json(run.dir.run_json, run.provenance(started, "ok", report["counts"]))
+    except (TuneshiftError, KeyboardInterrupt, Exception) as exc:
+        write_json(run.dir.run_json, run.provenance(started, "failed", {}))
+        run.hook.on_run_end(out_dir=run.dir.path, status="failed", error=str(exc) or type(exc).__name__)
+        raise
+    run.hook.on_run_end(out_dir=run.dir.path, status="ok", error=None)
+    return report
+
+
+def timed(run: Run, stage: str, round_: int | None, fn: Callable[[], Any], total: int | None = None) -> Any:
+    run.hook.on_stage_start(stage=stage, round=round_, total=total)
+    start = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - start
+    run.record_time(stage if round_ is None else f"round-{round_:03d}/{stage}", seconds)
+    counts = dict(Counter(c.fate for c in result)) if isinstance(result, list) else {}
+    run.hook.on_stage_end(stage=stage, round=round_, counts=counts, seconds=seconds)
+    return result
+
+
+def run_rounds(run: Run) -> list[dict[str, Any]]:
+    """Round 0 scores the seeds; rounds 1..N expand from what was kept, until a stop condition."""
+    summaries = []
+    for round_ in range(run.cfg.run.rounds + 1):
+        stop = stop_reason(run, summaries)
+        if stop:
+            summaries.append({"round": round_, "stopped": stop})
+            break
+        fresh = run_one_round(run, round_)
+        run.candidates.extend(fresh)
+        write_outputs(run)
+        fates = Counter(c.fate for c in fresh)
+        summaries.append({"round": round_, "proposed": len(fresh), **fates,
+                          "dataset_size": sum(c.kept for c in run.candidates)})
+    return summaries
+
+
+def stop_reason(run: Run, summaries: list[dict[str, Any]]) -> str | None:
+    target = run.cfg.run.target_size
+    kept = sum(c.kept for c in run.candidates)
+    if target is not None and kept >= target:
+        return f"target size {target} reached"
+    if summaries and summaries[-1]["round"] > 0 and summaries[-1]["proposed"] - summaries[-1].get("duplicate", 0) == 0:
+        return "the expander found nothing new"
+    return None
+
+
+def run_one_round(run: Run, round_: int) -> list[Candidate]:
+    fresh: list[Candidate] | None = None
+    for name, stage in ROUND_STAGES:
+        path = run.dir.stage_file(round_, name)
+        if path.exists():
+            fresh = [Candidate(**row) for row in read_json(path)]
+            continue
+        total = sum(c.fate == "pending" for c in fresh) if fresh is not None else None
+        fresh = timed(run, name, round_, lambda: stage(run, round_, fresh), total)
+        write_json(path, [asdict(c) for c in fresh])
+    return fresh or []
+
+
+def write_outputs(run: Run) -> None:
+    write_jsonl(run.dir.candidates, (asdict(c) for c in run.candidates))
+    write_jsonl(run.dir.dataset, ({k: getattr(c, k) for k in DATASET_FIELDS} for c in run.candidates if c.kept))
+
+
+def build_report(run: Run, rounds: list[dict[str, Any]], train_metrics: dict | None,
+                 eval_result: dict | None) -> dict[str, Any]:
+    fates = Counter(c.fate for c in run.candidates)
+    selector = run.impl["selector"]
+    return {
+        "dataset_size": fates.get("kept", 0),
+        "counts": {"candidates": len(run.candidates), **fates},
+        "rounds": rounds,
+        "selection": {"selector": selector.name, **selector.options.model_dump(mode="json")},
+        "train": train_metrics,
+        "eval": eval_result,
+    }

@@ -1,0 +1,173 @@
+"""Set up one run: config, plugins, implementations, the call cache, provenance.
+
+`Run` is what every stage receives. Model calls go through `generate` and
+`score_pairs`, which consult the fingerprint cache first, so a rerun (or a
+resumed one) pays only for work not yet done.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import ValidationError
+
+from . import __version__, config
+from .cache import Cache, fingerprint, model_identity
+from .errors import UsageError
+from .kinds import KINDS, Answer, Candidate, Context, Implementation, ModelSpec, Sampling, Score
+from .plugins import Registry
+from .rundir import RunDir, read_json, write_json
+from .stages.seeds import load_seeds
+
+# keys that may change between a run and its resumption without invalidating the work done
+EXTENSIBLE_KEYS = {("run", "rounds"), ("run", "target_size"), ("eval", "path")}
+
+
+def library_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in ("torch", "transformers", "peft", "pluggy", "litellm", "sentence-transformers", "faiss-cpu"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def instantiate(registry: Registry, raw: dict[str, Any], kind: str, selected: list[str],
+                context: Context) -> Implementation:
+    """The implementation chosen for `kind`, built with its validated options."""
+    use, options = config.kind_section(raw, kind)
+    entry = registry.choose(kind, selected, use)
+    try:
+        opts = entry.cls.Options.model_validate(options)
+    except ValidationError as exc:
+        raise UsageError(f"config: {config.describe(exc, kind)} (for plugin {entry.name})") from None
+    return entry.cls(opts, context)
+
+
+class Run:
+    def __init__(self, config_path: str | Path, out_dir: str | Path, overrides: list[str],
+                 registry: Registry, selected: list[str]) -> None:
+        self.raw = config.load(config_path, overrides)
+        self.cfg = config.validate_core(self.raw)
+        self._check_paths()
+        self.seeds = load_seeds(self.cfg.seeds.path, self.cfg.seeds.prompts)
+        if self.cfg.run.target_size is not None and self.cfg.run.target_size < len(self.seeds):
+            raise UsageError(f"config: run.target_size ({self.cfg.run.target_size}) is smaller than the "
+                             f"number of seeds ({len(self.seeds)})")
+        self.registry = registry
+        self.hook = registry.pm.hook
+        self.dir = RunDir(out_dir)
+        t = self.cfg.teacher
+        self.teacher = ModelSpec(base=t.base, adapter=t.adapter, finetuned=t.finetuned,
+                                 trust_remote_code=t.trust_remote_code)
+        self.target = (ModelSpec(base=self.cfg.target.model, trust_remote_code=self.cfg.target.trust_remote_code)
+                       if self.cfg.target else None)
+        self.teacher_sampling = Sampling(max_new_tokens=self.cfg.run.max_new_tokens, seed=self.cfg.run.seed)
+        self.eval_sampling = Sampling(max_new_tokens=self.cfg.run.max_new_tokens, seed=self.cfg.run.seed)
+        self.context = Context(teacher=self.teacher, target=self.target, seed=self.cfg.run.seed,
+                               work_dir=str(self.dir.state / "plugins"),
+                               generate=lambda m, p, s: self.generate(m, p, s, stage="expand"))
+        kinds = [k for k in KINDS if k != "trainer" or self.cfg.target is not None]
+        registry.validate_selected(selected)
+        self.impl: dict[str, Implementation] = {k: instantiate(registry, self.raw, k, selected, self.context)
+                                                for k in kinds}
+        self.candidates: list[Candidate] = []
+        self.timings: dict[str, float] = {}
+        self.cache: Cache | None = None
+
+    def _check_paths(self) -> None:
+        t, target = self.cfg.teacher, self.cfg.target
+        named = [("teacher.base", t.base), ("teacher.adapter", t.adapter), ("teacher.finetuned", t.finetuned),
+                 ("target.model", target.model if target else None)]
+        for key, value in named:
+            if value and not Path(value).exists():
+                raise UsageError(f"config: {key} = {value}: no such file or directory")
+
+    # -- lifetime -------------------------------------------------------------
+
+    def open(self) -> "Run":
+        self.dir.open()
+        self._check_same_job()
+        self.cache = Cache(self.dir.cache_db)
+        timings = self.dir.state / "timings.json"
+        self.timings = read_json(timings) if timings.exists() else {}
+        return self
+
+    def close(self) -> None:
+        for impl in self.impl.values():
+            impl.close()
+        if self.cache:
+            self.cache.close()
+        self.dir.close()
+
+    def _job_fingerprint(self) -> str:
+        raw = {s: (dict(v) if isinstance(v, dict) else v) for s, v in self.raw.items()}
+        for section, key in EXTENSIBLE_KEYS:
+            raw.get(section, {}).pop(key, None)
+        chosen = {k: impl.identity() for k, impl in self.impl.items()}
+        return fingerprint(config.redact(raw), chosen)
+
+    def _check_same_job(self) -> None:
+        marker = self.dir.state / "job.json"
+        mine = self._job_fingerprint()
+        if marker.exists() and read_json(marker).get("fingerprint") != mine:
+            raise UsageError(f"output {self.dir.path}: holds a run of another config or plugin choice; "
+                             "use a new --out (only run.rounds, run.target_size and eval.path may change)")
+        write_json(marker, {"fingerprint": mine})
+
+    # -- events ---------------------------------------------------------------
+
+    def progress(self, stage: str) -> Callable[[int], None]:
+        return lambda advance: self.hook.on_progress(stage=stage, advance=advance)
+
+    def record_time(self, key: str, seconds: float) -> None:
+        self.timings[key] = round(self.timings.get(key, 0.0) + seconds, 3)
+        write_json(self.dir.state / "timings.json", self.timings)
+
+    # -- cached model calls ---------------------------------------------------
+
+    def _namespace(self, kind: str, model: ModelSpec, extra: Any = None) -> list[Any]:
+        impl = self.impl[kind]
+        return [kind, impl.identity(), model_identity(model.base, model.adapter, model.finetuned), extra]
+
+    def generate(self, model: ModelSpec, prompts: list[str], sampling: Sampling, stage: str) -> list[Answer]:
+        answerer = self.impl["answerer"]
+        namespace = self._namespace("answerer", model, asdict(sampling))
+        rows = self.cache.map(namespace, prompts,
+                              lambda batch: [asdict(a) for a in answerer.answer(model, batch, sampling)],
+                              self.cfg.run.batch_size, self.progress(stage))
+        return [Answer(**r) for r in rows]
+
+    def score_pairs(self, model: ModelSpec, pairs: list[tuple[str, str]], stage: str) -> list[Score]:
+        scorer = self.impl["scorer"]
+        rows = self.cache.map(self._namespace("scorer", model), [list(p) for p in pairs],
+                              lambda batch: [asdict(s) for s in scorer.score(model, [tuple(p) for p in batch])],
+                              self.cfg.run.batch_size, self.progress(stage))
+        return [Score(**r) for r in rows]
+
+    # -- provenance -----------------------------------------------------------
+
+    def provenance(self, started: float, status: str, counts: dict[str, Any]) -> dict[str, Any]:
+        plugins = {}
+        for kind, impl in self.impl.items():
+            entry = self.registry.find(impl.name)
+            plugins[kind] = {"name": entry.name, "distribution": entry.distribution, "version": entry.version}
+        return {
+            "status": status,
+            "command": sys.argv,
+            "tuneshift": __version__,
+            "versions": library_versions(),
+            "plugins": plugins,
+            "config": config.redact(self.raw),
+            "seeds": {"run.seed": self.cfg.run.seed},
+            "timings": self.timings,
+            "counts": counts,
+            "cache": {"hits": self.cache.hits if self.cache else 0, "misses": self.cache.misses if self.cache else 0},
+            "wall_seconds": round(time.time() - started, 3),
+        }

@@ -1,0 +1,53 @@
+"""Stage 0: read the representative prompts a run starts from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UsageError
+from ..rundir import read_jsonl
+
+PROMPT_KEYS = ("prompt", "instruction", "question", "text")
+
+
+def load_seeds(path: str | None, prompts: list[str] | None) -> list[str]:
+    """Seeds from the config's inline list, a JSONL file (objects with `prompt`, or strings) or a text file."""
+    if prompts is not None:
+        seeds = prompts
+        where = "seeds.prompts"
+    else:
+        where = f"seeds {path}"
+        seeds = _read_file(Path(path))
+    seeds = [s.strip() for s in seeds]
+    if not seeds:
+        raise UsageError(f"{where}: no seed prompts (the file or list is empty)")
+    if any(not s for s in seeds):
+        raise UsageError(f"{where}: seed {seeds.index('') + 1} is an empty prompt")
+    # repeated seeds would only be dropped as duplicates: keep the first of each
+    return list(dict.fromkeys(seeds))
+
+
+def _read_file(path: Path) -> list[str]:
+    if not path.is_file():
+        raise UsageError(f"seeds {path}: no such file")
+    if path.suffix == ".jsonl":
+        rows = read_jsonl(path, "seeds")
+        out = []
+        for number, row in enumerate(rows, 1):
+            if isinstance(row, str):
+                out.append(row)
+                continue
+            if isinstance(row, dict):
+                key = next((k for k in PROMPT_KEYS if k in row), None)
+                if key and isinstance(row[key], str):
+                    out.append(row[key])
+                    continue
+            raise UsageError(
+                f"seeds {path}, seed {number}: expected a string or an object with a string "
+                f"'prompt', got {type(row).__name__}"
+            )
+        return out
+    try:
+        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise UsageError(f"seeds {path}: not UTF-8 text") from None

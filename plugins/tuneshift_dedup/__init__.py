@@ -1,0 +1,1 @@
+"""Built-in exact deduplication: prompts equal after normalisation are duplicates."""

@@ -1,0 +1,8 @@
+import tuneshift
+
+
+@tuneshift.hookimpl
+def register_expanders(register):
+    from .self_generate import SelfGenerate
+
+    register(SelfGenerate)

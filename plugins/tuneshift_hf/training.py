@@ -1,0 +1,119 @@
+"""Train the target with LoRA on (prompt, response) pairs, loss on response tokens only.
+
+A plain loop: shuffled batches, gradient accumulation, a checkpoint after each
+epoch (adapter, optimiser, RNG), so an interrupted training resumes where it
+stopped. The result is a standard PEFT adapter directory.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import Field, field_validator
+
+from tuneshift.cache import fingerprint
+from tuneshift.kinds import ModelSpec, Options, Trainer
+
+from .loading import encode_pair, load_causal_lm, load_tokenizer
+
+
+class LoRAOptions(Options):
+    rank: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | str = "all-linear"
+    learning_rate: float = Field(5e-4, gt=0)
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(8, ge=1)
+    grad_accumulation: int = Field(1, ge=1)
+    max_length: int = Field(256, ge=8)
+    seed: int = 0
+
+    @field_validator("target_modules")
+    @classmethod
+    def _no_lm_head(cls, value: list[str] | str) -> list[str] | str:
+        names = [value] if isinstance(value, str) else value
+        if "lm_head" in names:
+            raise ValueError("lm_head must not be a LoRA target (vLLM drops such adapters from logprobs)")
+        return value
+
+
+def batches(encoded: list[tuple[list[int], list[int]]], size: int, pad: int):
+    """Right-padded input ids, attention mask and labels (-100 on prompt and padding)."""
+    for start in range(0, len(encoded), size):
+        chunk = encoded[start:start + size]
+        width = max(len(p) + len(r) for p, r in chunk)
+        ids, mask, labels = [], [], []
+        for p, r in chunk:
+            n = len(p) + len(r)
+            ids.append(p + r + [pad] * (width - n))
+            mask.append([1] * n + [0] * (width - n))
+            labels.append([-100] * len(p) + r + [-100] * (width - n))
+        yield torch.tensor(ids), torch.tensor(mask), torch.tensor(labels)
+
+
+class LoRATrainer(Trainer):
+    name = "peft-lora"
+    default = True
+    description = "peft LoRA supervised fine-tuning, loss on response tokens, resumable per epoch"
+    Options = LoRAOptions
+
+    def train(self, model: ModelSpec, pairs: list[dict[str, Any]], out_dir: str, checkpoint_dir: str) -> dict[str, Any]:
+        from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+
+        o = self.options
+        torch.manual_seed(o.seed)
+        tok = load_tokenizer(model.base, model.trust_remote_code)
+        base = load_causal_lm(model.base, model.trust_remote_code)
+        lora = LoraConfig(r=o.rank, lora_alpha=o.alpha, lora_dropout=o.dropout, target_modules=o.target_modules,
+                          bias="none", task_type="CAUSAL_LM")
+        peft_model = get_peft_model(base, lora)
+        encoded = []
+        for pair in pairs:
+            p, r = encode_pair(tok, pair["prompt"], pair["response"], add_eos=True)
+            if len(p) + len(r) > o.max_length:  # keep the prompt's end and the response's start
+                r = r[: o.max_length // 2]
+                p = p[-(o.max_length - len(r)):]
+            encoded.append((p, r))
+        optimiser = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=o.learning_rate)
+        ckpt = Path(checkpoint_dir) / "checkpoint.pt"
+        job = fingerprint(self.identity(), model.base, pairs)
+        first_epoch, losses = 0, []
+        if ckpt.exists():
+            state = torch.load(ckpt, weights_only=False)
+            if state["job"] == job:
+                set_peft_model_state_dict(peft_model, state["adapter"])
+                optimiser.load_state_dict(state["optimiser"])
+                first_epoch, losses = state["epoch"] + 1, state["losses"]
+        device = next(peft_model.parameters()).device
+        started = time.perf_counter()
+        for epoch in range(first_epoch, o.epochs):
+            peft_model.train()
+            order = list(range(len(encoded)))
+            random.Random(o.seed * 1000 + epoch).shuffle(order)
+            epoch_loss, n, pending = 0.0, 0, False
+            for i, (ids, mask, labels) in enumerate(batches([encoded[j] for j in order], o.batch_size, tok.pad_token_id)):
+                loss = peft_model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
+                (loss / o.grad_accumulation).backward()
+                pending = (i + 1) % o.grad_accumulation != 0
+                if not pending:
+                    optimiser.step()
+                    optimiser.zero_grad()
+                epoch_loss, n = epoch_loss + loss.item(), n + 1
+            if pending:  # the epoch's last, incomplete accumulation
+                optimiser.step()
+                optimiser.zero_grad()
+            losses.append(epoch_loss / max(n, 1))
+            self.context.progress(1)
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"job": job, "epoch": epoch, "losses": losses, "optimiser": optimiser.state_dict(),
+                        "adapter": get_peft_model_state_dict(peft_model)}, str(ckpt) + ".tmp")
+            Path(str(ckpt) + ".tmp").replace(ckpt)
+        peft_model.save_pretrained(out_dir)
+        tok.save_pretrained(out_dir)
+        return {"epochs": o.epochs, "resumed_from_epoch": first_epoch, "loss_per_epoch": losses,
+                "train_seconds": round(time.perf_counter() - started, 3)}

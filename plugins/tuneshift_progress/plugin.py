@@ -1,0 +1,49 @@
+"""Shows the run's progress on stderr with rich; block it with `--no-plugin progress`."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+import tuneshift
+
+_console = Console(stderr=True)
+_bar: dict[str, object] = {}
+
+
+def _label(stage: str, round_: int | None) -> str:
+    return stage if round_ is None else f"round {round_} {stage}"
+
+
+@tuneshift.hookimpl
+def on_run_start(out_dir, config):
+    _console.print(f"[bold]tuneshift[/] run in {out_dir}")
+
+
+@tuneshift.hookimpl
+def on_stage_start(stage, round, total):
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=_console, transient=True)
+    progress.start()
+    _bar.update(progress=progress, task=progress.add_task(_label(stage, round), total=total))
+
+
+@tuneshift.hookimpl
+def on_progress(stage, advance):
+    if "progress" in _bar:
+        _bar["progress"].advance(_bar["task"], advance)
+
+
+@tuneshift.hookimpl
+def on_stage_end(stage, round, counts, seconds):
+    if "progress" in _bar:
+        _bar.pop("progress").stop()
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    _console.print(f"  {_label(stage, round)}: {summary or 'done'} ({seconds:.1f} s)")
+
+
+@tuneshift.hookimpl
+def on_run_end(out_dir, status, error):
+    if "progress" in _bar:
+        _bar.pop("progress").stop()
+    _console.print(f"[bold]{status}[/]" + (f": {error}" if error else ""))
