@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import torch
 from pydantic import Field
 
 from tuneshift.kinds import Answer, Answerer, ModelSpec, Options, Sampling
 
-from .loading import load, prompt_text
+from .formatting import prompt_text
+
 
 
 class HFAnswererOptions(Options):
     batch_size: int = Field(8, ge=1)
+
+
+def stop_ids(loaded) -> list[int]:
+    """End of turn: the tokenizer's EOS and whatever the model's generation config calls EOS."""
+    configured = getattr(getattr(loaded.model, "generation_config", None), "eos_token_id", None)
+    ids = configured if isinstance(configured, list) else [configured]
+    return sorted({i for i in [loaded.tokenizer.eos_token_id, *ids] if isinstance(i, int)})
 
 
 class HFAnswerer(Answerer):
@@ -20,8 +27,9 @@ class HFAnswerer(Answerer):
     description = "transformers generation (the teacher, the target), chat template or a plain one"
     Options = HFAnswererOptions
 
-    @torch.inference_mode()
     def answer(self, model: ModelSpec, prompts: list[str], sampling: Sampling) -> list[Answer]:
+        from .loading import load
+
         loaded = load(model)
         tok = loaded.tokenizer
         out: list[Answer] = []
@@ -41,6 +49,8 @@ class HFAnswerer(Answerer):
         return out
 
     def _generate(self, loaded, ids: list[list[int]], sampling: Sampling) -> list[str]:
+        import torch
+
         tok = loaded.tokenizer
         width = max(len(i) for i in ids)
         pad = tok.pad_token_id
@@ -50,7 +60,8 @@ class HFAnswerer(Answerer):
         if sampling.temperature > 0:
             torch.manual_seed(sampling.seed)
             kwargs = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
-        stop = [t for t in {tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")} if isinstance(t, int) and t >= 0]
-        output = loaded.model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=sampling.max_new_tokens,
-                                       pad_token_id=pad, eos_token_id=stop or None, **kwargs)
+        stop = stop_ids(loaded)
+        with torch.inference_mode():
+            output = loaded.model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=sampling.max_new_tokens,
+                                           pad_token_id=pad, eos_token_id=stop or None, **kwargs)
         return [tok.decode(row[width:], skip_special_tokens=True).strip() for row in output]

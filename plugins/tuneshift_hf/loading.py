@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers.utils import logging as hf_logging
 
 from tuneshift.errors import UsageError
 from tuneshift.kinds import ModelSpec
 
-PLAIN_TEMPLATE = "Question: {prompt}\nAnswer:"
-"""Prompt format for tokenizers without a chat template (base models such as Gemma 3 270M)."""
+hf_logging.disable_progress_bar()  # tuneshift shows its own progress
 
 _models: dict[tuple, "Loaded"] = {}
 _lock = threading.Lock()
@@ -123,22 +123,3 @@ def base_of(spec: ModelSpec) -> Loaded:
 def forget(spec: ModelSpec) -> None:
     with _lock:
         _models.pop((spec.base, spec.adapter, spec.finetuned), None)
-
-
-def prompt_text(tokenizer: Any, prompt: str) -> str:
-    """The prompt as the model expects it: its chat template, or the plain template."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                             add_generation_prompt=True)
-    return PLAIN_TEMPLATE.format(prompt=prompt)
-
-
-def encode_pair(tokenizer: Any, prompt: str, response: str, add_eos: bool = False) -> tuple[list[int], list[int]]:
-    """Token ids of the formatted prompt and of the response, tokenised apart so the boundary is exact."""
-    text = prompt_text(tokenizer, prompt)
-    has_template = bool(getattr(tokenizer, "chat_template", None))
-    prompt_ids = tokenizer(text, add_special_tokens=not has_template)["input_ids"]
-    response_ids = tokenizer((" " if not has_template else "") + response, add_special_tokens=False)["input_ids"]
-    if add_eos and tokenizer.eos_token_id is not None:
-        response_ids = response_ids + [tokenizer.eos_token_id]
-    return prompt_ids, response_ids

@@ -7,21 +7,24 @@ adapter: the base score is the same forward pass with the adapter disabled.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
-import torch
 from pydantic import Field
 
 from tuneshift.kinds import ModelSpec, Options, Score, Scorer
 
-from .loading import Loaded, base_of, encode_pair, load
+from .formatting import encode_pair
+
 
 
 class HFScorerOptions(Options):
     batch_size: int = Field(8, ge=1)
 
 
-def response_nll(loaded: Loaded, encoded: list[tuple[list[int], list[int]]], adapter_off: bool) -> list[list[float]]:
+def response_nll(loaded: Any, encoded: list[tuple[list[int], list[int]]], adapter_off: bool) -> list[list[float]]:
     """Per-token NLL of each response given its prompt (right padded batch, prompt and pad masked)."""
+    import torch
+
     tok = loaded.tokenizer
     rows = [p + r for p, r in encoded]
     width = max(len(r) for r in rows)
@@ -45,10 +48,15 @@ class HFScorer(Scorer):
     description = "transformers/peft perplexity of the answer under fine-tuned and base (one weights copy)"
     Options = HFScorerOptions
 
-    @torch.inference_mode()
     def score(self, model: ModelSpec, pairs: list[tuple[str, str]]) -> list[Score]:
-        finetuned = load(model)
-        base = base_of(model)
+        import torch
+
+        from .loading import base_of, load
+
+        with torch.inference_mode():
+            return self._score(pairs, load(model), base_of(model))
+
+    def _score(self, pairs: list[tuple[str, str]], finetuned: Any, base: Any) -> list[Score]:
         out: list[Score] = []
         for start in range(0, len(pairs), self.options.batch_size):
             batch = pairs[start:start + self.options.batch_size]

@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from pydantic import Field, field_validator
 
 from tuneshift.cache import fingerprint
 from tuneshift.kinds import ModelSpec, Options, Trainer
 
-from .loading import encode_pair, load_causal_lm, load_tokenizer
+from .formatting import encode_pair
+
 
 
 class LoRAOptions(Options):
@@ -44,6 +44,8 @@ class LoRAOptions(Options):
 
 def batches(encoded: list[tuple[list[int], list[int]]], size: int, pad: int):
     """Right-padded input ids, attention mask and labels (-100 on prompt and padding)."""
+    import torch
+
     for start in range(0, len(encoded), size):
         chunk = encoded[start:start + size]
         width = max(len(p) + len(r) for p, r in chunk)
@@ -63,7 +65,10 @@ class LoRATrainer(Trainer):
     Options = LoRAOptions
 
     def train(self, model: ModelSpec, pairs: list[dict[str, Any]], out_dir: str, checkpoint_dir: str) -> dict[str, Any]:
+        import torch
         from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+
+        from .loading import load_causal_lm, load_tokenizer
 
         o = self.options
         torch.manual_seed(o.seed)

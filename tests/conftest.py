@@ -1,0 +1,56 @@
+"""Shared fixtures: offline environment, the tiny example's models (built once), CLI helpers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "examples" / "tiny"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _load_build():
+    spec = importlib.util.spec_from_file_location("tiny_build", TINY / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    """The tiny example's models and files, built once per test session."""
+    out = tmp_path_factory.mktemp("tiny-models")
+    _load_build().build(out)
+    return {"dir": out, "teacher_base": out / "teacher-base", "adapter": out / "teacher-adapter",
+            "target": out / "target", "seeds": out / "seeds.jsonl", "eval": out / "eval.jsonl"}
+
+
+def tiny_overrides(tiny: dict[str, Path], **extra: object) -> list[str]:
+    """--set arguments pointing examples/tiny/config.toml at the session's built models."""
+    sets = {"teacher.base": tiny["teacher_base"], "teacher.adapter": tiny["adapter"],
+            "target.model": tiny["target"], "seeds.path": tiny["seeds"], "eval.path": tiny["eval"]}
+    out = []
+    for key, value in {**sets, **extra}.items():
+        out += ["--set", f'{key}="{value}"' if isinstance(value, (str, Path)) else f"{key}={json.dumps(value)}"]
+    return out
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `tuneshift ARGS` in a fresh process (as a user would)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-c", "import sys; from tuneshift.cli import main; sys.exit(main())",
+                           *args], capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
