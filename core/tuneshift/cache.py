@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
 T = TypeVar("T")
+SMALL_FILE = 4 << 20  # files up to this size are identified by content
 
 
 def fingerprint(*parts: Any) -> str:
@@ -23,15 +24,22 @@ def fingerprint(*parts: Any) -> str:
 
 
 def model_identity(*paths: str | None) -> list[Any]:
-    """Identity of model files: path, and each file's name, size and mtime (cheap, content-sensitive enough)."""
+    """Identity of model files, wherever they lie: each file's relative name, size and mtime,
+    plus a content hash of small files (configs, adapters), so a copied run directory still hits."""
     out: list[Any] = []
     for p in paths:
         if not p:
             out.append(None)
             continue
         path = Path(p)
-        files = sorted(path.rglob("*")) if path.is_dir() else [path]
-        out.append([str(path.resolve()), [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]])
+        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+        entries = []
+        for f in files:
+            stat = f.stat()
+            small = stat.st_size <= SMALL_FILE
+            digest = hashlib.sha256(f.read_bytes()).hexdigest() if small else stat.st_mtime_ns
+            entries.append((str(f.relative_to(path)) if path.is_dir() else f.name, stat.st_size, digest))
+        out.append(entries)
     return out
 
 
@@ -55,7 +63,12 @@ class Cache:
     def map(self, namespace: Any, inputs: Sequence[Any], compute: Callable[[list[Any]], list[Any]],
             batch_size: int, on_done: Callable[[int], None] = lambda n: None) -> list[Any]:
         """compute() over the inputs not yet cached, batch by batch; cached values for the rest."""
-        keys = [fingerprint(namespace, x) for x in inputs]
+        seen: dict[str, int] = {}
+        keys = []
+        for x in inputs:  # the k-th copy of an input gets its own key: sampled calls may differ
+            base = fingerprint(namespace, x)
+            seen[base] = seen.get(base, -1) + 1
+            keys.append(base if seen[base] == 0 else fingerprint(base, seen[base]))
         results: list[Any] = [self.get(k) for k in keys]
         todo = [i for i, r in enumerate(results) if r is None]
         self.hits += len(inputs) - len(todo)

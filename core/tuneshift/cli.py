@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import click
@@ -120,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the CLI and turns errors into one line and an exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    warnings.formatwarning = lambda message, category, *_, **__: f"warning: {message}\n"
+    if not debug:  # libraries' deprecation chatter is for developers
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
     try:
         cli.main(args=args, prog_name="tuneshift", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -43,6 +44,13 @@ def instantiate(registry: Registry, raw: dict[str, Any], kind: str, selected: li
     """The implementation chosen for `kind`, built with its validated options."""
     use, options = config.kind_section(raw, kind)
     entry = registry.choose(kind, selected, use)
+    if use and entry.name != use:  # --plugin replaced the config's choice: its options were for the other one
+        known = set(entry.cls.Options.model_fields)
+        dropped = sorted(set(options) - known)
+        options = {k: v for k, v in options.items() if k in known}
+        if dropped:
+            warnings.warn(f"[{kind}] options {', '.join(dropped)} are for {use}, not {entry.name}: ignored",
+                          stacklevel=2)
     try:
         opts = entry.cls.Options.model_validate(options)
     except ValidationError as exc:
