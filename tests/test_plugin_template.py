@@ -68,3 +68,26 @@ def test_runs_the_tiny_pipeline(installed: Installed, tiny: dict[str, Path], tmp
     rows = [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
     mine = [r for r in rows if r["origin"] == "example-expander"]
     assert mine and all(r["operator"] == "template" and r["parent"] for r in mine)
+
+
+@pytest.mark.parametrize("kind", ["expander", "all"])
+def test_new_plugin_renders_an_installable_distribution(kind: str, tmp_path: Path) -> None:
+    done = run_cli("new-plugin", "My Gen", "--kind", kind, "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    src, site = tmp_path / "tuneshift-my-gen", tmp_path / "site"
+    assert (src / "tuneshift_my_gen" / "expander.py").is_file()
+    assert (src / "tuneshift_my_gen" / "scorer.py").is_file() == (kind == "all")
+    leftovers = [p for p in src.rglob("*.py") if "example" in p.read_text().replace("Tests of the example", "")]
+    assert not leftovers
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                              "--no-index", "--target", str(site), str(src)], capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr
+    env = {"PYTHONPATH": str(site)}
+    rows = {e["name"]: e for e in json.loads(run_cli("plugins", "--json", env=env).stdout)}
+    assert rows["my-gen-expander"]["status"] == "ok" and rows["my-gen-expander"]["distribution"] == "tuneshift-my-gen"
+    assert ("my-gen-scorer" in rows) == (kind == "all")
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], capture_output=True,
+                           text=True, cwd=src, env={**os.environ, **env})
+    assert tests.returncode == 0, tests.stdout[-2000:]
+    again = run_cli("new-plugin", "My Gen", "--out", str(tmp_path))
+    assert again.returncode == 2 and "already exists" in again.stderr

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tuneshift.kinds import Candidate, Context, ExpansionState, ModelSpec, Score, Scorer
-from tuneshift_example.expander import ExampleExpander
-from tuneshift_example.scorer import ExampleScorer
+from tuneshift.kinds import Candidate, Context, ExpansionState, ModelSpec
+from tuneshift.kinds import Score, Scorer  # [kind: scorer]
+from tuneshift_example.expander import ExampleExpander  # [kind: expander]
+from tuneshift_example.scorer import ExampleScorer  # [kind: scorer]
 
 SEEDS = ["What is the capital of Zorbia?", "Who founded Quillton?"]
 
@@ -18,6 +19,7 @@ def context(tmp_path: Path) -> Context:
     return Context(teacher=ModelSpec(base="unused", adapter="unused"), target=None, seed=0, work_dir=str(tmp_path))
 
 
+# [kind: expander]
 def state(kept: list[str], round_: int = 1) -> ExpansionState:
     cands = [Candidate(id=i, round=0, prompt=p, origin="seed", fate="dropped") for i, p in enumerate(SEEDS)]
     cands += [Candidate(id=len(cands) + i, round=0, prompt=p, origin="seed", fate="kept", score=float(i))
@@ -62,6 +64,10 @@ def test_options_validation(tmp_path: Path) -> None:
         ExampleExpander.Options.model_validate({"unknown": 1})
 
 
+# [end kind]
+
+
+# [kind: scorer]
 class _FixedScorer(Scorer):
     name = "fixed"
 
@@ -79,12 +85,19 @@ def test_scorer_adds_gap_per_token(tmp_path: Path) -> None:
         ExampleScorer.Options(batch_size=0)
 
 
+# [end kind]
+
+
 def test_registered_when_installed() -> None:
     """Passes once the distribution is installed (`pip install -e .`): tuneshift finds it by entry point."""
     from tuneshift.plugins import Registry
 
     entries = {e.name: e for e in Registry().entries}
-    for name, kind in (("example-expander", "expander"), ("example-scorer", "scorer")):
+    expected = [
+        ("example-expander", "expander"),  # [kind: expander]
+        ("example-scorer", "scorer"),  # [kind: scorer]
+    ]
+    for name, kind in expected:
         assert name in entries, f"{name} not registered; is tuneshift-example installed?"
         entry = entries[name]
         assert (entry.kind, entry.status, entry.distribution, entry.builtin) == (kind, "ok", "tuneshift-example", False)

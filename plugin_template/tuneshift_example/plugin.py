@@ -11,15 +11,19 @@ import tuneshift
 from tuneshift.hookspecs import Register
 
 
+# [kind: expander]
 @tuneshift.hookimpl
 def register_expanders(register: Register) -> None:
     from .expander import ExampleExpander
 
     register(ExampleExpander)
+# [end kind]
 
 
+# [kind: scorer]
 @tuneshift.hookimpl
 def register_scorers(register: Register) -> None:
     from .scorer import ExampleScorer
 
     register(ExampleScorer)
+# [end kind]
