@@ -39,17 +39,25 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
+def _default_name(registry: Registry, kind: str) -> str | None:
+    try:
+        return registry.choose(kind, [], None).name
+    except UsageError:
+        return None
+
+
 def instantiate(registry: Registry, raw: dict[str, Any], kind: str, selected: list[str],
                 context: Context) -> Implementation:
     """The implementation chosen for `kind`, built with its validated options."""
     use, options = config.kind_section(raw, kind)
     entry = registry.choose(kind, selected, use)
-    if use and entry.name != use:  # --plugin replaced the config's choice: its options were for the other one
+    meant = registry.choose(kind, [], use).name if use else _default_name(registry, kind)
+    if entry.name != meant:  # --plugin replaced the config's choice: the section's options were for that one
         known = set(entry.cls.Options.model_fields)
         dropped = sorted(set(options) - known)
         options = {k: v for k, v in options.items() if k in known}
         if dropped:
-            warnings.warn(f"[{kind}] options {', '.join(dropped)} are for {use}, not {entry.name}: ignored",
+            warnings.warn(f"[{kind}] options {', '.join(dropped)} are for {meant}, not {entry.name}: ignored",
                           stacklevel=2)
     try:
         opts = entry.cls.Options.model_validate(options)

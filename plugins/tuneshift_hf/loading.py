@@ -58,10 +58,24 @@ def _from_pretrained(cls: Any, path: str, trust_remote_code: bool, **kwargs: Any
     return cls.from_pretrained(str(p), trust_remote_code=trust_remote_code, **kwargs)
 
 
-def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
-    from transformers import AutoTokenizer
+def _declares_generic_tokenizer(path: str) -> bool:
+    """Whether `path` holds a tokenizer.json saved as a generic fast tokenizer (no model-specific class)."""
+    config = Path(path) / "tokenizer_config.json"
+    if not (Path(path) / "tokenizer.json").is_file() or not config.is_file():
+        return False
+    try:
+        return json.loads(config.read_text()).get("tokenizer_class") == "TokenizersBackend"
+    except (OSError, ValueError, AttributeError):
+        return False
 
-    tok = _from_pretrained(AutoTokenizer, path, trust_remote_code)
+
+def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
+    """The tokenizer of a model. A generic tokenizer.json is loaded as written: AutoTokenizer would
+    swap in the model type's class for some types (qwen2, phi3, ...) and rebuild a different tokenizer."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    cls = PreTrainedTokenizerFast if _declares_generic_tokenizer(path) else AutoTokenizer
+    tok = _from_pretrained(cls, path, trust_remote_code)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -97,12 +111,13 @@ def load(spec: ModelSpec) -> Loaded:
             loaded = Loaded(load_causal_lm(spec.finetuned, trc), load_tokenizer(spec.finetuned, trc), False,
                             base_model=None)
         else:
+            if spec.adapter:
+                check_adapter(spec.adapter, spec.base)
             model = load_causal_lm(spec.base, trc)
             tokenizer = load_tokenizer(spec.base, trc)
             if spec.adapter:
                 from peft import PeftModel
 
-                check_adapter(spec.adapter, spec.base)
                 try:
                     model = PeftModel.from_pretrained(model, spec.adapter).eval()
                 except (RuntimeError, ValueError, KeyError) as exc:
@@ -121,5 +136,12 @@ def base_of(spec: ModelSpec) -> Loaded:
 
 
 def forget(spec: ModelSpec) -> None:
+    """Drop `spec`'s loaded model from the per-process cache."""
     with _lock:
         _models.pop((spec.base, spec.adapter, spec.finetuned), None)
+
+
+def clear() -> None:
+    """Drop every loaded model from the per-process cache."""
+    with _lock:
+        _models.clear()
