@@ -18,7 +18,7 @@ from tuneshift.kinds import Candidate, Decision, Options, Selector
 class GapOptions(Options):
     mode: Literal["fixed", "quantile", "topk"] = "fixed"
     threshold: float = 1.5
-    quantile: float = Field(0.5, gt=0, lt=1, description="mode=quantile: keep scores above this quantile")
+    quantile: float = Field(0.5, gt=0, lt=1, description="mode=quantile: keep the round's top (1 - quantile) share")
     top_k: int = Field(8, ge=1, description="mode=topk: keep this many per round")
 
 
@@ -44,17 +44,17 @@ class _Gap(Selector):
         values = [self.value(c) for c in scored]
         o = self.options
         if o.mode == "fixed":
-            cut, label = o.threshold, f"threshold {o.threshold:g}"
-        elif o.mode == "quantile":
+            return [Decision(v > o.threshold, v, "" if v > o.threshold else
+                             f"{self.form} {v:.4g} <= threshold {o.threshold:g}") for v in values]
+        if o.mode == "quantile":  # keep the round's top (1 - q) share
             ordered = sorted(values)
             cut = ordered[min(len(ordered) - 1, int(o.quantile * len(ordered)))] if ordered else 0.0
-            label = f"round's {o.quantile:g} quantile {cut:.4g}"
-        else:
-            order = sorted(range(len(values)), key=lambda i: (-values[i], i))
-            top = set(order[: o.top_k])
-            return [Decision(i in top, v, "" if i in top else f"not in the round's top {o.top_k}")
-                    for i, v in enumerate(values)]
-        return [Decision(v > cut, v, "" if v > cut else f"{self.form} {v:.4g} <= {label}") for v in values]
+            return [Decision(v >= cut, v, "" if v >= cut else
+                             f"{self.form} {v:.4g} < the round's {o.quantile:g} quantile {cut:.4g}") for v in values]
+        order = sorted(range(len(values)), key=lambda i: (-values[i], i))
+        top = set(order[: o.top_k])
+        return [Decision(i in top, v, "" if i in top else f"not in the round's top {o.top_k}")
+                for i, v in enumerate(values)]
 
 
 class PplRatio(_Gap):

@@ -1,0 +1,108 @@
+"""Bad configs and seeds: one line, exit 2, nothing written; overrides and redaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import TINY, run_cli, tiny_overrides
+from tuneshift import config
+from tuneshift.errors import UsageError
+from tuneshift.stages.seeds import load_seeds
+
+GOOD = (TINY / "config.toml").read_text()
+
+
+def run_config(tmp_path, tiny, text, *extra):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return run_cli("run", str(path), "--out", str(tmp_path / "out"), *tiny_overrides(tiny), *extra)
+
+
+def assert_usage_error(result, fragment):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and fragment in lines[-1], lines
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("text, extra, fragment", [
+    ("[run\nseed = 1", (), "TOML syntax error"),
+    (GOOD + "\n[bogus]\nx = 1\n", (), "unknown key bogus"),
+    (GOOD.replace("rounds = 2", "rounds = 2\ncolour = 1"), (), "unknown key run.colour"),
+    (GOOD.replace("rounds = 2", 'rounds = "two"'), (), "run.rounds"),
+    (GOOD.replace("rounds = 2", "rounds = 0"), (), "run.rounds"),
+    (GOOD, ("--set", "selector.threshold=-1"), "out of range"),
+    (GOOD, ("--set", "selector.bogus=1"), "unknown key selector.bogus"),
+    (GOOD, ("--set", "trainer.target_modules=['lm_head']"), "lm_head"),
+    (GOOD, ("--set", "run.target_size=2"), "smaller than the number of seeds"),
+    (GOOD, ("--set", "selector.use=peft-lora"), "names a trainer, not a selector"),
+    (GOOD, ("--set", "teacher.finetuned=/x"), "either adapter or finetuned"),
+    (GOOD, ("--set", "target.model=/no/such/model"), "target.model = /no/such/model: no such file"),
+    (GOOD, ("--set", "nonsense"), "expected KEY=VALUE"),
+])
+def test_bad_config_is_one_line_exit_2(tmp_path, tiny, text, extra, fragment):
+    result = run_config(tmp_path, tiny, text, *extra)
+    assert_usage_error(result, fragment)
+    assert not (tmp_path / "out" / "candidates.jsonl").exists()
+
+
+def test_missing_config(tmp_path):
+    assert_usage_error(run_cli("run", str(tmp_path / "nope.toml")), "no such file")
+
+
+def test_output_that_is_a_file(tmp_path, tiny):
+    (tmp_path / "out").write_text("precious")
+    result = run_config(tmp_path, tiny, GOOD)
+    assert_usage_error(result, "exists and is not a directory")
+    assert (tmp_path / "out").read_text() == "precious"
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("", "no seed prompts"),
+    ('{"prompt": "ok"}\n{"prompt": broken\n', "line 2: not valid JSON"),
+    ('{"prompt": 3}\n', "seed 1: expected a string or an object"),
+    ('[1, 2]\n', "seed 1: expected a string"),
+    ('{"prompt": "  "}\n', "empty prompt"),
+])
+def test_bad_seeds(tmp_path, content, fragment):
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(content)
+    with pytest.raises(UsageError, match=fragment.replace("(", r"\(")):
+        load_seeds(str(seeds), None)
+
+
+def test_seeds_from_text_and_inline(tmp_path):
+    text = tmp_path / "s.txt"
+    text.write_text("first\n\nsecond\nfirst\n")
+    assert load_seeds(str(text), None) == ["first", "second"]
+    assert load_seeds(None, ["a", "b"]) == ["a", "b"]
+    assert load_seeds(None, ['{"x"}']) == ['{"x"}']
+
+
+def test_overrides_parse_toml_values():
+    raw = config.apply_overrides({"run": {"seed": 0}}, ["run.seed=7", "expander.model=base", "a.b.c=[1, 2]",
+                                                        'x.y="quoted"', "x.z=true"])
+    assert raw["run"]["seed"] == 7
+    assert raw["expander"]["model"] == "base"
+    assert raw["a"]["b"]["c"] == [1, 2]
+    assert raw["x"] == {"y": "quoted", "z": True}
+
+
+def test_redaction_hides_secrets_not_token_counts():
+    raw = {"expander": {"api_key": "sk-123", "model": "openai/x"}, "teacher": {"hf_token": "hf_abc"},
+           "run": {"max_new_tokens": 64}, "extra": [{"password": "p"}]}
+    red = config.redact(raw)
+    assert red["expander"] == {"api_key": "***", "model": "openai/x"}
+    assert red["teacher"]["hf_token"] == "***" and red["extra"][0]["password"] == "***"
+    assert red["run"]["max_new_tokens"] == 64
+    assert "sk-123" not in str(red) and raw["expander"]["api_key"] == "sk-123"
+
+
+def test_relative_paths_resolve_against_the_config(tmp_path):
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "c.toml"
+    path.write_text('[teacher]\nbase = "m"\nadapter = "/abs/a"\n[seeds]\npath = "s.jsonl"\n')
+    raw = config.load(path)
+    assert raw["teacher"]["base"] == str(tmp_path / "sub" / "m")
+    assert raw["teacher"]["adapter"] == "/abs/a"
+    assert raw["seeds"]["path"] == str(tmp_path / "sub" / "s.jsonl")
