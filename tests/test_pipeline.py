@@ -31,7 +31,8 @@ def finished_run(tiny, tmp_path_factory) -> Path:
 
 def test_run_directory_matches_the_contract(finished_run):
     out = finished_run
-    for name in ("dataset.jsonl", "candidates.jsonl", "run.json", "report.json", "adapter/adapter_config.json"):
+    for name in ("dataset.jsonl", "candidates.jsonl", "run.json", "report.json", "adapter/adapter_config.json",
+                 "config.toml"):
         assert (out / name).exists(), name
     candidates = read_lines(out / "candidates.jsonl")
     dataset = read_lines(out / "dataset.jsonl")
@@ -49,6 +50,11 @@ def test_run_directory_matches_the_contract(finished_run):
     assert all(d["score"] > 1.5 for d in dataset)  # the config's ratio threshold
     assert all({"prompt", "response", "score", "nll_finetuned", "nll_base"} <= set(d) for d in dataset)
     assert {c["origin"] for c in candidates} == {"seed", "self-generate"}
+    import tomllib
+
+    snapshot = tomllib.loads((out / "config.toml").read_text())
+    assert snapshot["run"]["rounds"] == 2 and snapshot["selector"]["threshold"] == 1.5
+    assert Path(snapshot["teacher"]["adapter"]).is_absolute()
 
 
 def test_run_json_records_provenance(finished_run):

@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable
 
+import tomli_w
 from pydantic import ValidationError
 
 from . import __version__, config
@@ -22,7 +23,7 @@ from .cache import Cache, fingerprint, model_identity
 from .errors import UsageError
 from .kinds import KINDS, Answer, Candidate, Context, Implementation, ModelSpec, Sampling, Score
 from .plugins import Registry
-from .rundir import RunDir, read_json, write_json
+from .rundir import RunDir, atomic_write_text, read_json, write_json
 from .stages.seeds import load_seeds
 
 # keys that may change between a run and its resumption without invalidating the work done
@@ -37,6 +38,13 @@ def library_versions() -> dict[str, str | None]:
         except PackageNotFoundError:
             out[name] = None
     return out
+
+
+def _drop_none(value: Any) -> Any:
+    """TOML has no null: leave unset keys out of the snapshot."""
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    return value
 
 
 def _default_name(registry: Registry, kind: str) -> str | None:
@@ -111,6 +119,8 @@ class Run:
         self.dir.open()
         self._check_same_job()
         self.cache = Cache(self.dir.cache_db)
+        atomic_write_text(self.dir.config_snapshot, "# resolved config, secrets redacted\n" +
+                          tomli_w.dumps(_drop_none(config.redact(self.raw))))
         timings = self.dir.state / "timings.json"
         self.timings = read_json(timings) if timings.exists() else {}
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from .errors import UsageError
@@ -29,6 +30,7 @@ def score_file(registry: Registry, selected: list[str], base: str, adapter: str 
                       progress=lambda n: progress(stage="score", advance=n))
     scorer = entry.cls(entry.cls.Options(), context)
     registry.pm.hook.on_stage_start(stage="score", round=None, total=len(rows))
+    started = time.perf_counter()
     out = []
     try:
         for start in range(0, len(rows), batch_size):
@@ -40,6 +42,7 @@ def score_file(registry: Registry, selected: list[str], base: str, adapter: str 
             progress(stage="score", advance=len(chunk))
     finally:
         scorer.close()
-    registry.pm.hook.on_stage_end(stage="score", round=None, counts={"scored": len(out)}, seconds=0.0)
+    registry.pm.hook.on_stage_end(stage="score", round=None, counts={"scored": len(out)},
+                                  seconds=time.perf_counter() - started)
     write_jsonl(output_path, out)
     return len(out)
