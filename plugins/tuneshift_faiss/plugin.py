@@ -1,0 +1,8 @@
+import tuneshift
+
+
+@tuneshift.hookimpl
+def register_dedupers(register):
+    from .dedup import StFaissDedup
+
+    register(StFaissDedup)
