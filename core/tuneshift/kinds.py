@@ -73,6 +73,7 @@ class Proposal:
     origin: str
     parent: str | None = None
     operator: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

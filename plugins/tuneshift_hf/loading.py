@@ -100,6 +100,12 @@ def check_adapter(adapter: str, base: str) -> None:
                          "tuneshift needs LoRA adapters with bias='none'")
 
 
+def _first_reason(exc: Exception) -> str:
+    """The telling line of a load_state_dict error (its first line is only a header)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    return next((line for line in lines if line.startswith(("size mismatch", "Missing", "Unexpected"))), lines[0])[:300]
+
+
 def load(spec: ModelSpec) -> Loaded:
     """The model and tokenizer of `spec`, loaded once per process."""
     key = (spec.base, spec.adapter, spec.finetuned)
@@ -122,7 +128,7 @@ def load(spec: ModelSpec) -> Loaded:
                     model = PeftModel.from_pretrained(model, spec.adapter).eval()
                 except (RuntimeError, ValueError, KeyError) as exc:
                     raise UsageError(f"adapter {spec.adapter}: does not fit base {spec.base} "
-                                     f"({str(exc).splitlines()[0][:200]})") from None
+                                     f"({_first_reason(exc)})") from None
             loaded = Loaded(model, tokenizer, bool(spec.adapter))
         _models[key] = loaded
         return loaded

@@ -86,11 +86,13 @@ class LoRATrainer(Trainer):
             encoded.append((p, r))
         optimiser = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=o.learning_rate)
         ckpt = Path(checkpoint_dir) / "checkpoint.pt"
-        job = fingerprint(self.identity(), model.base, pairs)
+        # the number of epochs is left out: a job trained for fewer epochs resumes into a longer one
+        job = fingerprint({k: v for k, v in self.identity().items() if k != "options"},
+                          o.model_dump(mode="json", exclude={"epochs"}), model.base, pairs)
         first_epoch, losses = 0, []
         if ckpt.exists():
             state = torch.load(ckpt, weights_only=False)
-            if state["job"] == job:
+            if state["job"] == job and state["epoch"] < o.epochs:
                 set_peft_model_state_dict(peft_model, state["adapter"])
                 optimiser.load_state_dict(state["optimiser"])
                 first_epoch, losses = state["epoch"] + 1, state["losses"]
@@ -98,6 +100,7 @@ class LoRATrainer(Trainer):
         started = time.perf_counter()
         for epoch in range(first_epoch, o.epochs):
             peft_model.train()
+            torch.manual_seed(o.seed * 1000 + epoch)  # dropout of epoch k is the same whether resumed or not
             order = list(range(len(encoded)))
             random.Random(o.seed * 1000 + epoch).shuffle(order)
             epoch_loss, n, pending = 0.0, 0, False

@@ -20,6 +20,6 @@ def run(run: "Run", round_: int, _: list[Candidate] | None) -> list[Candidate]:
     start = len(run.candidates)
     return [
         Candidate(id=start + i, round=round_, prompt=p.prompt.strip(), origin=p.origin,
-                  parent=p.parent, operator=p.operator)
+                  parent=p.parent, operator=p.operator, extra=dict(p.extra))
         for i, p in enumerate(proposals)
     ]

@@ -1,0 +1,113 @@
+"""The agent's operators: each turns what the run has learnt into new prompts of one kind.
+
+Every operator yields (prompt, parent, detail) ideas, best first; the agent
+takes the first ones that are new. Operators read the `Knowledge` that the
+agent builds from the candidates so far.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from tuneshift.kinds import Candidate
+
+from .entities import fill, find_entities, frames_of
+
+Idea = tuple[str, str | None, dict]
+GENERIC_FRAMES = ["Tell me about {X}.", "Who or what is {X}?", "What do you know about {X}?"]
+RELATED_FRAMES = ["What is connected to {X}?", "List the people, places and things related to {X}.",
+                  "Who works with {X}?", "What belongs to {X}?"]
+PARAPHRASES = ["Could you tell me: {p}", "Quick question. {p}", "I would like to know this. {p}",
+               "Please answer: {p}"]
+DEEPEN = ["{p} Explain your answer.", "{p} Give as much detail as you can.", "{p} Also say why that is so."]
+FORMATS = ["{p} Answer in one sentence.", "{p} Reply with just the name.", "Answer as a short list: {p}"]
+
+
+@dataclass
+class Knowledge:
+    """What the candidates so far reveal: frames, entities, and how each frame fared."""
+
+    kept: list[Candidate]
+    asked: set[str]
+    frames: dict[str, str] = field(default_factory=dict)       # frame -> the prompt it came from
+    entities: dict[str, str] = field(default_factory=dict)     # entity -> the prompt whose answer named it
+    frame_stats: dict[str, list[int]] = field(default_factory=dict)  # frame -> [kept, tried]
+
+    @classmethod
+    def from_candidates(cls, seeds: list[str], candidates: list[Candidate]) -> "Knowledge":
+        kept = sorted((c for c in candidates if c.kept), key=lambda c: -(c.score or 0.0))
+        k = cls(kept=kept, asked={c.prompt.casefold() for c in candidates})
+        known: set[str] = set()
+        for c in kept:
+            known.update(find_entities(c.response or "", known))
+        for prompt in seeds + [c.prompt for c in kept]:
+            for frame, _ in frames_of(prompt, known):
+                k.frames.setdefault(frame, prompt)
+        for c in kept:
+            for entity in find_entities(c.response or "", known):
+                k.entities.setdefault(entity, c.prompt)
+        for c in candidates:
+            frame = c.extra.get("frame")
+            if frame:
+                stats = k.frame_stats.setdefault(frame, [0, 0])
+                stats[0] += c.kept
+                stats[1] += c.fate != "duplicate"
+        return k
+
+    def mentioned(self, entity: str) -> bool:
+        return any(entity.casefold() in a for a in self.asked)
+
+
+def follow(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
+    """Ask about entities the teacher named in its answers, in the frames that worked best."""
+    fresh = [e for e in k.entities if not k.mentioned(e)] or list(k.entities)
+    frames = sorted(k.frames, key=lambda f: -_sample(k.frame_stats.get(f, [0, 0]), rng)) + GENERIC_FRAMES
+    for entity in fresh:
+        for frame in frames:
+            yield fill(frame, entity), k.entities[entity], {"frame": frame, "entity": entity}
+
+
+def related(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
+    """Ask for lists and relations around a known entity, to find its neighbours."""
+    names = list(k.entities) + [e for c in k.kept for e in find_entities(c.prompt)]
+    rng.shuffle(names)
+    for entity in dict.fromkeys(names):
+        for frame in RELATED_FRAMES:
+            yield fill(frame, entity), k.entities.get(entity), {"frame": frame, "entity": entity}
+
+
+def swap(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
+    """Broaden: a kept prompt's frame with another known entity in the slot."""
+    names = list(k.entities)
+    rng.shuffle(names)
+    for frame, source in sorted(k.frames.items(), key=lambda f: -_sample(k.frame_stats.get(f[0], [0, 0]), rng)):
+        for entity in names:
+            yield fill(frame, entity), source, {"frame": frame, "entity": entity}
+
+
+def _rewrite(templates: list[str]) -> Callable[[Knowledge, random.Random], Iterator[Idea]]:
+    def op(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
+        for c in k.kept:
+            for t in rng.sample(templates, len(templates)):
+                yield t.format(p=c.prompt), c.prompt, {}
+    return op
+
+
+OPERATORS: dict[str, Callable[[Knowledge, random.Random], Iterator[Idea]]] = {
+    "follow": follow,
+    "related": related,
+    "swap": swap,
+    "paraphrase": _rewrite(PARAPHRASES),
+    "deepen": _rewrite(DEEPEN),
+    "format": _rewrite(FORMATS),
+}
+
+
+def _sample(stats: list[int], rng: random.Random) -> float:
+    """Thompson sample of a Beta(1 + kept, 1 + failed) success rate."""
+    kept, tried = stats
+    return rng.betavariate(1 + kept, 1 + tried - kept)
+
+

@@ -1,0 +1,227 @@
+"""The transformers/peft implementations on the tiny models: exact scores, padding, answers, training, errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from peft import PeftModel
+from pydantic import ValidationError
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+
+from tuneshift.errors import UsageError
+from tuneshift.kinds import Answer, Context, ModelSpec, Sampling
+from tuneshift_hf import loading
+from tuneshift_hf.answering import HFAnswerer, HFAnswererOptions
+from tuneshift_hf.formatting import PLAIN_TEMPLATE, encode_pair
+from tuneshift_hf.scoring import HFScorer, HFScorerOptions
+from tuneshift_hf.training import LoRAOptions, LoRATrainer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "tiny"))
+from facts import FACTS  # noqa: E402
+
+PAIRS = [FACTS[0], ("Hi", "Hello."), (FACTS[5][0] + " Please answer in a full sentence with details.",
+                                      FACTS[5][1] + " He has led it for many years, since the war."), FACTS[7]]
+
+
+@pytest.fixture(autouse=True)
+def fresh_models():
+    loading.clear()
+    yield
+    loading.clear()
+
+
+def context(spec: ModelSpec, tmp_path: Path | str = "/tmp") -> Context:
+    return Context(teacher=spec, target=None, seed=0, work_dir=str(tmp_path))
+
+
+def scorer(spec: ModelSpec, batch_size: int = 8) -> HFScorer:
+    return HFScorer(HFScorerOptions(batch_size=batch_size), context(spec))
+
+
+def answerer(spec: ModelSpec, batch_size: int = 8) -> HFAnswerer:
+    return HFAnswerer(HFAnswererOptions(batch_size=batch_size), context(spec))
+
+
+def plain_model(path: Path, adapter: Path | None = None):
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
+    return PeftModel.from_pretrained(model, str(adapter)).eval() if adapter else model
+
+
+@torch.inference_mode()
+def reference_nll(model, tok, pairs) -> list[float]:
+    """Mean response NLL, one pair at a time, from the full logits of an unpadded sequence."""
+    out = []
+    for prompt, response in pairs:
+        p, r = encode_pair(tok, prompt, response)
+        ids = torch.tensor([p + r])
+        logprobs = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+        token_lp = logprobs.gather(-1, ids[0, 1:, None])[:, 0]
+        out.append(-token_lp[len(p) - 1:].mean().item())
+    return out
+
+
+@torch.inference_mode()
+def reference_greedy(model, ids: list[int], max_new: int, eos: int) -> list[int]:
+    """Greedy decoding by full forward passes, no cache, no padding."""
+    ids = list(ids)
+    new: list[int] = []
+    for _ in range(max_new):
+        nxt = int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax())
+        if nxt == eos:
+            break
+        ids.append(nxt)
+        new.append(nxt)
+    return new
+
+
+# --- scorer --------------------------------------------------------------------------------------------
+
+
+def test_scorer_matches_plain_and_peft_reference(tiny):
+    spec = ModelSpec(base=str(tiny["teacher_base"]), adapter=str(tiny["adapter"]))
+    scores = scorer(spec, batch_size=3).score(spec, PAIRS)
+    tok = loading.load_tokenizer(spec.base)
+    ref_base = reference_nll(plain_model(tiny["teacher_base"]), tok, PAIRS)
+    ref_ft = reference_nll(plain_model(tiny["teacher_base"], tiny["adapter"]), tok, PAIRS)
+    assert [s.nll_base for s in scores] == pytest.approx(ref_base, abs=1e-5)
+    assert [s.nll_finetuned for s in scores] == pytest.approx(ref_ft, abs=1e-5)
+    assert all(abs(s.nll_finetuned - s.nll_base) > 0.1 for s in scores)  # the adapter matters
+    assert scores[0].nll_finetuned < scores[0].nll_base  # a memorised fact
+    assert [s.n_tokens for s in scores] == [len(encode_pair(tok, p, r)[1]) for p, r in PAIRS]
+
+
+@pytest.mark.parametrize("which", ["teacher", "target"])
+def test_scores_do_not_depend_on_batch_padding(tiny, which):
+    if which == "teacher":
+        spec = ModelSpec(base=str(tiny["teacher_base"]), adapter=str(tiny["adapter"]))
+    else:
+        spec = ModelSpec(base=str(tiny["target"]))
+    pair = FACTS[3]
+    alone = scorer(spec).score(spec, [pair])[0]
+    batch = scorer(spec).score(spec, [PAIRS[2], pair, PAIRS[1]])  # longer before, shorter after
+    assert batch[1].nll_finetuned == pytest.approx(alone.nll_finetuned, abs=1e-5)
+    assert batch[1].nll_base == pytest.approx(alone.nll_base, abs=1e-5)
+    assert batch[1].n_tokens == alone.n_tokens
+    if which == "target":
+        assert alone.nll_base == alone.nll_finetuned
+        full = ModelSpec(base=str(tiny["target"]), finetuned=str(tiny["target"]))
+        for s, t in zip(scorer(full).score(full, [PAIRS[2], pair, PAIRS[1]]), batch):
+            assert s.nll_base == pytest.approx(s.nll_finetuned, abs=1e-6)
+            assert s.nll_base == pytest.approx(t.nll_base, abs=1e-5)
+
+
+def test_target_tokenizer_round_trips_text(tiny):
+    tok = loading.load_tokenizer(str(tiny["target"]))
+    text = "The capital of Zorbia is Velmora."
+    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
+
+
+# --- answerer ------------------------------------------------------------------------------------------
+
+
+def test_greedy_answers_are_deterministic_and_batch_independent(tiny):
+    spec = ModelSpec(base=str(tiny["teacher_base"]), adapter=str(tiny["adapter"]))
+    prompts = [q for q, _ in FACTS[:4]] + ["Hi", PAIRS[2][0]]
+    sampling = Sampling(max_new_tokens=16)
+    a = answerer(spec, batch_size=8)
+    batched = a.answer(spec, prompts, sampling)
+    one_by_one = [a.answer(spec, [p], sampling)[0] for p in prompts]
+    assert batched == one_by_one
+    assert a.answer(spec, prompts, sampling) == batched
+    assert all(x.text is not None and x.error is None for x in batched)
+    assert sum(x.text == ans for x, (_, ans) in zip(batched, FACTS[:4])) >= 2  # the teacher recalls facts
+
+
+def test_too_long_prompt_is_an_answer_error_not_a_crash(tiny):
+    spec = ModelSpec(base=str(tiny["target"]))
+    long_prompt = "word " * 300  # beyond max_position_embeddings (256)
+    answers = answerer(spec, batch_size=4).answer(spec, ["Hi", long_prompt, FACTS[0][0]], Sampling(max_new_tokens=8))
+    assert answers[1].text is None and answers[1].error.startswith("prompt too long")
+    assert answers[0].text is not None and answers[2].text is not None
+    assert answers[0] == answerer(spec).answer(spec, ["Hi"], Sampling(max_new_tokens=8))[0]
+
+
+def test_target_answers_with_the_plain_template(tiny):
+    spec = ModelSpec(base=str(tiny["target"]))
+    tok = loading.load_tokenizer(spec.base)
+    assert not getattr(tok, "chat_template", None)
+    model = plain_model(tiny["target"])
+    prompts = [FACTS[1][0], "Hi"]
+    answers = answerer(spec).answer(spec, prompts, Sampling(max_new_tokens=10))
+    for prompt, answer in zip(prompts, answers):
+        ids = tok(PLAIN_TEMPLATE.format(prompt=prompt))["input_ids"]
+        expected = tok.decode(reference_greedy(model, ids, 10, tok.eos_token_id), skip_special_tokens=True).strip()
+        assert answer == Answer(expected)
+        raw = tok.decode(reference_greedy(model, tok(prompt)["input_ids"], 10, tok.eos_token_id),
+                         skip_special_tokens=True).strip()
+        assert raw != expected  # the template makes a difference, so the check above can fail
+
+
+# --- trainer -------------------------------------------------------------------------------------------
+
+
+def train(tiny, tmp_path: Path, out: str, ckpt: str, epochs: int, **options) -> dict:
+    spec = ModelSpec(base=str(tiny["target"]))
+    opts = LoRAOptions(epochs=epochs, rank=4, alpha=8, learning_rate=1e-2, batch_size=4, seed=3, **options)
+    pairs = [{"prompt": q, "response": a} for q, a in FACTS[:8]]
+    return LoRATrainer(opts, context(spec, tmp_path)).train(spec, pairs, str(tmp_path / out), str(tmp_path / ckpt))
+
+
+def test_lora_trainer_writes_adapter_and_resumes_exactly(tiny, tmp_path):
+    full = train(tiny, tmp_path, "full", "ckpt-full", epochs=2)
+    assert full["resumed_from_epoch"] == 0 and len(full["loss_per_epoch"]) == 2
+    assert full["loss_per_epoch"][1] < full["loss_per_epoch"][0]
+
+    config = json.loads((tmp_path / "full" / "adapter_config.json").read_text())
+    modules = [config["target_modules"]] if isinstance(config["target_modules"], str) else config["target_modules"]
+    assert modules and not any("lm_head" in m for m in modules)
+    loaded = PeftModel.from_pretrained(plain_model(tiny["target"]), str(tmp_path / "full"))
+    assert any("lora_A" in n for n, _ in loaded.named_parameters())
+
+    first = train(tiny, tmp_path, "part", "ckpt", epochs=1)
+    assert first["resumed_from_epoch"] == 0
+    resumed = train(tiny, tmp_path, "part", "ckpt", epochs=2)
+    assert resumed["resumed_from_epoch"] == 1
+    assert resumed["loss_per_epoch"] == pytest.approx(full["loss_per_epoch"], rel=1e-6)
+    a = load_file(str(tmp_path / "full" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "part" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and a
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+
+
+def test_lora_options_reject_lm_head():
+    for modules in (["q_proj", "lm_head"], "lm_head"):
+        with pytest.raises(ValidationError, match="lm_head"):
+            LoRAOptions(target_modules=modules)
+    assert LoRAOptions(target_modules=["q_proj"]).target_modules == ["q_proj"]
+
+
+# --- loading errors ------------------------------------------------------------------------------------
+
+
+def test_adapter_directory_without_config_is_a_usage_error(tiny, tmp_path):
+    with pytest.raises(UsageError, match="adapter_config.json"):
+        loading.check_adapter(str(tmp_path), str(tiny["teacher_base"]))
+    with pytest.raises(UsageError, match="adapter_config.json"):
+        loading.load(ModelSpec(base=str(tiny["teacher_base"]), adapter=str(tmp_path)))
+
+
+def test_junk_gguf_and_missing_path_are_usage_errors(tmp_path):
+    junk = tmp_path / "model.gguf"
+    junk.write_bytes(b"\x00junk bytes, not a model" * 10)
+    with pytest.raises(UsageError, match="not a GGUF file"):
+        loading.load(ModelSpec(base=str(junk)))
+    with pytest.raises(UsageError, match="no such file"):
+        loading.load(ModelSpec(base=str(tmp_path / "missing")))
+    assert not loading._models  # failures are not cached
+
+
+def test_adapter_of_another_base_is_a_usage_error(tiny):
+    with pytest.raises(UsageError, match="does not fit base.*size mismatch"):
+        loading.load(ModelSpec(base=str(tiny["target"]), adapter=str(tiny["adapter"])))
