@@ -16,10 +16,11 @@ from .plugins import Registry
 
 
 class State:
-    def __init__(self, selected: list[str], blocked: list[str], debug: bool) -> None:
-        self.selected, self.debug = selected, debug
-        self.registry = Registry(blocked=tuple(blocked))
-        self.registry.validate_selected(selected)
+    """What every command gets: the plugin registry and the implementations chosen with --plugin."""
+
+    def __init__(self, registry: Registry, selected: list[str], debug: bool) -> None:
+        self.registry, self.selected, self.debug = registry, selected, debug
+        registry.validate_selected(selected)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,7 +35,8 @@ def cli(ctx: click.Context, selected: tuple[str, ...], blocked: tuple[str, ...],
     ctx.meta["debug"] = debug
     if ctx.resilient_parsing or ctx.invoked_subcommand is None:
         return
-    ctx.obj = State(list(selected), list(blocked), debug)
+    registry = ctx.obj if isinstance(ctx.obj, Registry) else Registry(blocked=blocked)
+    ctx.obj = State(registry, list(selected), debug)
 
 
 @cli.command()
@@ -117,6 +119,17 @@ def new_plugin(name: str, kind: str, out_parent: Path) -> None:
     click.echo(f"created {target}; next: pip install -e {target} && tuneshift plugins")
 
 
+def blocked_in(args: list[str]) -> tuple[str, ...]:
+    """The --no-plugin names on a command line, found before click parses it."""
+    out = []
+    for i, arg in enumerate(args):
+        if arg == "--no-plugin" and i + 1 < len(args):
+            out.append(args[i + 1])
+        elif arg.startswith("--no-plugin="):
+            out.append(arg.split("=", 1)[1])
+    return tuple(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the CLI and turns errors into one line and an exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -126,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
     try:
-        cli.main(args=args, prog_name="tuneshift", standalone_mode=False)
+        registry = Registry(blocked=blocked_in(args))  # before parsing: plugins may add commands
+        registry.add_commands(cli)
+        cli.main(args=args, prog_name="tuneshift", standalone_mode=False, obj=registry)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import pluggy
 
 if TYPE_CHECKING:
+    import click
+
     from .kinds import Implementation
 
 hookspec = pluggy.HookspecMarker("tuneshift")
@@ -55,6 +57,11 @@ def register_trainers(register: Register) -> None:
     """Register `Trainer` classes: they train the target model on the kept pairs."""
 
 
+@hookspec
+def register_commands(cli: "click.Group") -> None:
+    """Add subcommands to the `tuneshift` command line with `@cli.command()` (for example `serve`)."""
+
+
 # --- observers: every registered plugin sees these events --------------------
 
 
@@ -74,8 +81,8 @@ def on_progress(stage: str, advance: int) -> None:
 
 
 @hookspec
-def on_stage_end(stage: str, round: int | None, counts: dict[str, int], seconds: float) -> None:
-    """A stage ended; `counts` says what it produced (for example kept and dropped)."""
+def on_stage_end(stage: str, round: int | None, counts: dict[str, float], seconds: float) -> None:
+    """A stage ended; `counts` says what it produced (kept, dropped; a round adds its diversity)."""
 
 
 @hookspec

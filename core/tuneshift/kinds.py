@@ -142,6 +142,10 @@ class Context:
     work_dir: str
     progress: Callable[[int], None] = lambda advance: None
     generate: Callable[[ModelSpec, list[str], Sampling], list[Answer]] | None = None
+    cached: Callable[..., list[Any]] | None = None
+    """cached(namespace, inputs, compute, batch_size): compute(batch) -> JSON values, only for inputs
+    not yet in the run's fingerprint cache; `namespace` must say everything besides the input that
+    determines the result (never a secret)."""
 
 
 # --- the kinds ---------------------------------------------------------------
@@ -191,6 +195,10 @@ class Deduper(Implementation):
     def find_duplicates(self, prompts: list[str], earlier: list[str]) -> list[Duplicate | None]:
         """For each prompt, the earlier prompt (or earlier one in `prompts`) it repeats, or None."""
         raise NotImplementedError
+
+    def diversity(self, prompts: list[str]) -> dict[str, float]:
+        """Optional diversity measures of a set of prompts (an embedding deduper reports cosine distance)."""
+        return {}
 
 
 class Scorer(Implementation):

@@ -70,13 +70,29 @@ def run_rounds(run: Run) -> list[dict[str, Any]]:
         if stop:
             summaries.append({"round": round_, "stopped": stop})
             break
+        run.hook.on_stage_start(stage="round", round=round_, total=None)
+        started = time.perf_counter()
         fresh = run_one_round(run, round_)
         run.candidates.extend(fresh)
         write_outputs(run)
         fates = Counter(c.fate for c in fresh)
+        kept_prompts = [c.prompt for c in fresh if c.kept]
         summaries.append({"round": round_, "proposed": len(fresh), **fates,
-                          "dataset_size": sum(c.kept for c in run.candidates)})
+                          "dataset_size": sum(c.kept for c in run.candidates),
+                          "diversity": {"distinct_2": distinct_n(kept_prompts, 2),
+                                        **run.impl["deduper"].diversity(kept_prompts)}})
+        last = summaries[-1]
+        run.hook.on_stage_end(stage="round", round=round_, seconds=time.perf_counter() - started,
+                              counts={"kept": fates.get("kept", 0), "dataset_size": last["dataset_size"],
+                                      **last["diversity"]})
     return summaries
+
+
+def distinct_n(texts: list[str], n: int) -> float:
+    """Unique word n-grams over all word n-grams of the texts (1.0: no n-gram repeats)."""
+    grams = [tuple(words[i:i + n]) for t in texts for words in [t.casefold().split()]
+             for i in range(len(words) - n + 1)]
+    return round(len(set(grams)) / len(grams), 4) if grams else 0.0
 
 
 def stop_reason(run: Run, summaries: list[dict[str, Any]]) -> str | None:

@@ -134,6 +134,14 @@ class Registry:
             if name not in known:
                 raise UsageError(unknown_name_message("--no-plugin", name, known))
 
+    def add_commands(self, group: Any) -> None:
+        """Let each plugin add CLI commands; one that fails is listed with its error, the CLI goes on."""
+        for impl in self.pm.hook.register_commands.get_hookimpls():
+            try:
+                impl.function(cli=group)
+            except Exception as exc:
+                self._fail(impl.plugin_name, *_distribution_of(impl.plugin.__name__), _one_line(exc))
+
     # -- lookup ---------------------------------------------------------------
 
     def known_names(self) -> set[str]:

@@ -96,7 +96,9 @@ class Run:
         self.eval_sampling = Sampling(max_new_tokens=self.cfg.run.max_new_tokens, seed=self.cfg.run.seed)
         self.context = Context(teacher=self.teacher, target=self.target, seed=self.cfg.run.seed,
                                work_dir=str(self.dir.state / "plugins"),
-                               generate=lambda m, p, s: self.generate(m, p, s, stage="expand"))
+                               generate=lambda m, p, s: self.generate(m, p, s, stage="expand"),
+                               cached=lambda ns, xs, fn, batch_size=8: self.cache.map(
+                                   ["plugin", ns], xs, fn, batch_size, self.progress("expand")))
         kinds = [k for k in KINDS if k != "trainer" or self.cfg.target is not None]
         registry.validate_selected(selected)
         self.impl: dict[str, Implementation] = {k: instantiate(registry, self.raw, k, selected, self.context)

@@ -63,7 +63,7 @@ def build(out: Path) -> dict[str, str]:
     t_tok = make_tokenizer("bytelevel", 512, chat=True)
     teacher = LlamaForCausalLM(LlamaConfig(vocab_size=len(t_tok), hidden_size=64, intermediate_size=128,
                                            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                           max_position_embeddings=256, initializer_range=0.2, bos_token_id=t_tok.bos_token_id,
+                                           max_position_embeddings=1024, initializer_range=0.2, bos_token_id=t_tok.bos_token_id,
                                            eos_token_id=t_tok.eos_token_id, pad_token_id=t_tok.pad_token_id))
     teacher.save_pretrained(paths["teacher-base"])
     t_tok.save_pretrained(paths["teacher-base"])
@@ -72,7 +72,7 @@ def build(out: Path) -> dict[str, str]:
     g_tok = make_tokenizer("metaspace", 400, chat=False)
     target = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(g_tok), hidden_size=48, intermediate_size=96,
                                           num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                          max_position_embeddings=256, initializer_range=0.2, bos_token_id=g_tok.bos_token_id,
+                                          max_position_embeddings=1024, initializer_range=0.2, bos_token_id=g_tok.bos_token_id,
                                           eos_token_id=g_tok.eos_token_id, pad_token_id=g_tok.pad_token_id,
                                           tie_word_embeddings=True))
     target.save_pretrained(paths["target"])

@@ -154,6 +154,16 @@ class StFaissDedup(Deduper):
             accepted.append(i)
         return out
 
+    def diversity(self, prompts: list[str]) -> dict[str, float]:
+        """Mean pairwise cosine distance of the prompts' embeddings (0: all alike)."""
+        if len(prompts) < 2:
+            return {}
+        v = self._embed(prompts)
+        sims = v @ v.T
+        n = len(prompts)
+        mean_sim = (float(sims.sum()) - float(sims.trace())) / (n * (n - 1))
+        return {"mean_cosine_distance": round(1.0 - mean_sim, 4)}
+
     def _rouge_duplicate(self, text: str, pool: list[str]) -> Duplicate | None:
         best, of = 0.0, None
         for other in pool:

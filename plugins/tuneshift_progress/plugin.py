@@ -12,7 +12,9 @@ _bar: dict[str, object] = {}
 
 
 def _label(stage: str, round_: int | None) -> str:
-    return stage if round_ is None else f"round {round_} {stage}"
+    if round_ is None:
+        return stage
+    return f"round {round_}" + ("" if stage == "round" else f" {stage}")
 
 
 @tuneshift.hookimpl
@@ -38,7 +40,7 @@ def on_progress(stage, advance):
 def on_stage_end(stage, round, counts, seconds):
     if "progress" in _bar:
         _bar.pop("progress").stop()
-    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    summary = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(counts.items()))
     _console.print(f"  {_label(stage, round)}: {summary or 'done'} ({seconds:.1f} s)")
 
 

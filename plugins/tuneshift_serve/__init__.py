@@ -1,0 +1,1 @@
+"""Built-in `tuneshift serve`: an OpenAI-compatible HTTP server over the transformers backend."""
