@@ -124,3 +124,35 @@ def test_core_imports_no_model_library():
             "print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+COMMANDS = """
+import click
+import tuneshift
+
+@tuneshift.hookimpl
+def register_commands(cli):
+    @cli.command()
+    @click.argument("who")
+    def greet(who):
+        "Say hello."
+        click.echo(f"hello {who}")
+"""
+BROKEN_COMMANDS = """
+import tuneshift
+
+@tuneshift.hookimpl
+def register_commands(cli):
+    raise RuntimeError("no commands today")
+"""
+
+
+def test_register_commands_adds_a_subcommand_and_a_broken_one_is_contained(cli, tmp_path):
+    (tmp_path / "ts_cmds.py").write_text(COMMANDS)
+    (tmp_path / "ts_badcmds.py").write_text(BROKEN_COMMANDS)
+    env = {"PYTHONPATH": str(tmp_path), "TUNESHIFT_PLUGINS": "ts_cmds,ts_badcmds"}
+    assert cli("greet", "world", env=env).stdout.strip() == "hello world"
+    help_text = cli("--help", env=env)
+    assert help_text.returncode == 0 and "greet" in help_text.stdout and "serve" in help_text.stdout
+    rows = {r["name"]: r for r in json.loads(cli("plugins", "--json", env=env).stdout)}
+    assert rows["ts_badcmds"]["status"] == "error: RuntimeError: no commands today"
