@@ -61,3 +61,23 @@ def test_rouge_l_criterion(tmp_path):
     found = dedup.find_duplicates(["Tell me who founded the country of Zorbia please"],
                                   ["Tell me who founded the country of Zorbia"])
     assert found[0] is not None and found[0].similarity >= 0.7
+
+
+@pytest.mark.parametrize("exact_limit", [10_000, 0])  # flat index, and IVF forced on a small set
+def test_search_matches_the_naive_loop(exact_limit):
+    import numpy as np
+
+    from tuneshift_faiss.search import build_index, first_of_group, naive_first_of_group, pairs_above
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(300, 64)).astype("float32")
+    pick = rng.integers(0, 300, 1500)
+    vectors = centres[pick] + rng.normal(scale=0.12, size=(1500, 64)).astype("float32")
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    threshold = 0.95
+    index = build_index(vectors, exact_limit)
+    fast = first_of_group(pairs_above(index, vectors, threshold), pairs_above(None, vectors, threshold),
+                          [False] * len(vectors))
+    slow = naive_first_of_group(vectors, threshold)
+    assert [None if f is None else f[1] for f in fast] == [None if s is None else s[0] for s in slow]
+    assert sum(f is not None for f in fast) > 100  # the planted groups produced duplicates

