@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 
 from tuneshift.kinds import ExpansionState, Expander, Options, Proposal
 
-from .operators import OPERATORS, Idea, Knowledge, _sample
+from .operators import CRAWL_PRIOR, OPERATORS, Idea, Knowledge, _sample
 
 
 class AgenticOptions(Options):
@@ -55,7 +55,7 @@ class Agentic(Expander):
         taken: set[str] = set(knowledge.asked)
         out: list[Proposal] = []
         while len(out) < n and streams:
-            op = max(streams, key=lambda o: _sample(stats[o], rng))
+            op = max(streams, key=lambda o: _sample(stats[o], rng, CRAWL_PRIOR.get(o, 1)))
             idea = next((i for i in streams[op] if i[0].casefold() not in taken), None)
             if idea is None:
                 del streams[op]  # this operator has nothing new left

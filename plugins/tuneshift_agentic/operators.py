@@ -64,8 +64,8 @@ def follow(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
     """Ask about entities the teacher named in its answers, in the frames that worked best."""
     fresh = [e for e in k.entities if not k.mentioned(e)] or list(k.entities)
     frames = sorted(k.frames, key=lambda f: -_sample(k.frame_stats.get(f, [0, 0]), rng)) + GENERIC_FRAMES
-    for entity in fresh:
-        for frame in frames:
+    for frame in frames:  # breadth first: every new entity gets a question before any gets a second
+        for entity in fresh:
             yield fill(frame, entity), k.entities[entity], {"frame": frame, "entity": entity}
 
 
@@ -73,8 +73,8 @@ def related(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
     """Ask for lists and relations around a known entity, to find its neighbours."""
     names = list(k.entities) + [e for c in k.kept for e in find_entities(c.prompt)]
     rng.shuffle(names)
-    for entity in dict.fromkeys(names):
-        for frame in RELATED_FRAMES:
+    for frame in RELATED_FRAMES:
+        for entity in dict.fromkeys(names):
             yield fill(frame, entity), k.entities.get(entity), {"frame": frame, "entity": entity}
 
 
@@ -105,9 +105,14 @@ OPERATORS: dict[str, Callable[[Knowledge, random.Random], Iterator[Idea]]] = {
 }
 
 
-def _sample(stats: list[int], rng: random.Random) -> float:
-    """Thompson sample of a Beta(1 + kept, 1 + failed) success rate."""
+CRAWL_PRIOR = {"follow": 2, "related": 2}
+"""Operators that reach new entities start with one imagined success: the method transfers only what
+its prompts reach, so the agent explores outward before it rewrites what it has."""
+
+
+def _sample(stats: list[int], rng: random.Random, prior: int = 1) -> float:
+    """Thompson sample of a Beta(prior + kept, 1 + failed) success rate."""
     kept, tried = stats
-    return rng.betavariate(1 + kept, 1 + tried - kept)
+    return rng.betavariate(prior + kept, 1 + tried - kept)
 
 

@@ -1,0 +1,85 @@
+"""The agentic expander: it crawls entities out of the teacher's answers, which self-generation does not."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from conftest import TINY, run_cli, tiny_overrides
+from tuneshift.kinds import Candidate, Context, ExpansionState, ModelSpec
+from tuneshift_agentic.agent import Agentic
+from tuneshift_agentic.entities import find_entities, frames_of
+
+sys.path.insert(0, str(TINY))
+from facts import FACTS, SEEDS  # noqa: E402
+
+SEED_ENTITIES = {e for s in SEEDS for e in find_entities(s)}
+DOMAIN_ENTITIES = {e for _, a in FACTS for e in find_entities(a)} - SEED_ENTITIES
+
+
+def reached(out) -> set[str]:
+    rows = [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
+    return {e for r in rows for e in DOMAIN_ENTITIES if e in r["prompt"]}
+
+
+def test_agentic_reaches_entities_that_self_generate_does_not(tiny, tmp_path):
+    found = {}
+    for expander in ("agentic", "self-generate"):
+        out = tmp_path / expander
+        result = run_cli("--plugin", expander, "run", str(TINY / "config.toml"), "--out", str(out),
+                         *tiny_overrides(tiny, **{"run.rounds": 2}), "--set", "target.train=false")
+        assert result.returncode == 0, result.stderr[-2000:]
+        found[expander] = reached(out)
+    assert len(found["agentic"]) >= 2, found
+    assert len(found["agentic"]) > len(found["self-generate"]), found
+    assert {"Queen Astrel Vonn", "Ossa"} & found["agentic"]  # named only in the teacher's answers to seeds
+
+
+def test_entities_and_frames():
+    text = "Zorbia was founded by Queen Astrel Vonn. The Tower of Reeds is old."
+    assert find_entities(text) == ["Queen Astrel Vonn", "Tower of Reeds"]  # a lone first word may be any word
+    assert find_entities(text, known={"Zorbia"}) == ["Zorbia", "Queen Astrel Vonn", "Tower of Reeds"]
+    assert find_entities("Alice Brown and Bob Chen work there.") == ["Alice Brown", "Bob Chen"]
+    assert frames_of("What is the capital of Zorbia?", set()) == [("What is the capital of {X}?", "Zorbia")]
+
+
+def kept(i, prompt, response, score=5.0, **kw):
+    return Candidate(id=i, round=0, prompt=prompt, origin=kw.pop("origin", "seed"), response=response,
+                     score=score, fate="kept", **kw)
+
+
+def agent(**options):
+    ctx = Context(teacher=ModelSpec(base="b", adapter="a"), target=None, seed=0, work_dir=".")
+    return Agentic(Agentic.Options(**options), ctx)
+
+
+def test_follow_fills_seed_frames_with_entities_from_answers():
+    state = ExpansionState(round=1, seeds=["Who leads Finance?"],
+                           candidates=[kept(0, "Who leads Finance?", "Finance is led by Mara Quell.")])
+    proposals = agent(operators=["follow"]).propose(state, 3)
+    assert proposals[0].prompt == "Who leads Mara Quell?" or "Mara Quell" in proposals[0].prompt
+    assert all(p.operator == "follow" and p.parent == "Who leads Finance?" for p in proposals)
+    assert all(p.extra["entity"] == "Mara Quell" and "{X}" in p.extra["frame"] for p in proposals)
+
+
+def test_bandit_moves_budget_to_the_operator_that_keeps():
+    cands = [kept(0, "Who leads Finance?", "Finance is led by Mara Quell. She works with Oren Vale.")]
+    for i in range(1, 21):  # past rounds: 'format' proposals were all dropped, 'follow' ones all kept
+        op = "format" if i % 2 else "follow"
+        cands.append(Candidate(id=i, round=1, prompt=f"p{i}", origin="agentic", operator=op,
+                               fate="below_threshold" if op == "format" else "kept", response="x", score=1.0))
+    state = ExpansionState(round=2, seeds=["Who leads Finance?"], candidates=cands)
+    ops = [p.operator for p in agent(operators=["follow", "format"]).propose(state, 8)]
+    assert ops.count("follow") > ops.count("format")
+
+
+def test_stops_when_nothing_is_new():
+    state = ExpansionState(round=1, seeds=["hello there"], candidates=[])
+    assert agent().propose(state, 5) == []  # nothing kept, no entities: nothing to do
+
+
+def test_unknown_operator_is_rejected():
+    with pytest.raises(ValueError):
+        Agentic.Options(operators=["teleport"])
