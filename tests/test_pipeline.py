@@ -66,6 +66,8 @@ def test_run_json_records_provenance(finished_run):
     assert run["seeds"] == {"run.seed": 0}
     assert run["config"]["run"]["max_new_tokens"] == 24  # not mistaken for a secret
     assert any(k.endswith("/answer") for k in run["timings"]) and "train" in run["timings"]
+    assert [r["round"] for r in run["rounds"]] == [0, 1, 2]
+    assert all(0 <= r["diversity"]["distinct_2"] <= 1 for r in run["rounds"] if r.get("kept"))
     report = json.loads((finished_run / "report.json").read_text())
     assert report["dataset_size"] == len(read_lines(finished_run / "dataset.jsonl"))
     assert report["train"]["pairs"] == report["dataset_size"]

@@ -42,7 +42,7 @@ def execute(run: Run) -> dict[str, Any]:
         eval_result = timed(run, "evaluate", None, lambda: evaluate.run(run))
         report = build_report(run, rounds, train_metrics, eval_result)
         write_json(run.dir.report, report)
-        write_json(run.dir.run_json, run.provenance(started, "ok", report["counts"]))
+        write_json(run.dir.run_json, run.provenance(started, "ok", report["counts"], report["rounds"]))
     except (TuneshiftError, KeyboardInterrupt, Exception) as exc:
         write_json(run.dir.run_json, run.provenance(started, "failed", {}))
         run.hook.on_run_end(out_dir=run.dir.path, status="failed", error=str(exc) or type(exc).__name__)

@@ -181,7 +181,8 @@ class Run:
 
     # -- provenance -----------------------------------------------------------
 
-    def provenance(self, started: float, status: str, counts: dict[str, Any]) -> dict[str, Any]:
+    def provenance(self, started: float, status: str, counts: dict[str, Any],
+                   rounds: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         plugins = {}
         for kind, impl in self.impl.items():
             entry = self.registry.find(impl.name)
@@ -196,6 +197,7 @@ class Run:
             "seeds": {"run.seed": self.cfg.run.seed},
             "timings": self.timings,
             "counts": counts,
+            "rounds": rounds or [],
             "cache": {"hits": self.cache.hits if self.cache else 0, "misses": self.cache.misses if self.cache else 0},
             "wall_seconds": round(time.time() - started, 3),
         }
