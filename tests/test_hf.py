@@ -115,6 +115,43 @@ def test_scores_do_not_depend_on_batch_padding(tiny, which):
             assert s.nll_base == pytest.approx(t.nll_base, abs=1e-5)
 
 
+def test_mixed_batch_and_disable_adapter_passes_agree(tiny):
+    spec = ModelSpec(base=str(tiny["teacher_base"]), adapter=str(tiny["adapter"]))
+    pairs = PAIRS + [FACTS[3], FACTS[9]]
+    mixed = HFScorer(HFScorerOptions(batch_size=4, token_logprobs=True), context(spec))
+    by_mix = mixed.score(spec, pairs)
+    assert mixed._mixed_ok is True  # peft mixed the adapter and "__base__" rows in one pass
+    separate = HFScorer(HFScorerOptions(batch_size=4, mixed_batch=False, token_logprobs=True), context(spec))
+    by_passes = separate.score(spec, pairs)
+    assert separate._mixed_ok is None
+    for a, b in zip(by_mix, by_passes):
+        assert a.nll_finetuned == pytest.approx(b.nll_finetuned, abs=1e-5)
+        assert a.nll_base == pytest.approx(b.nll_base, abs=1e-5)
+        assert a.n_tokens == b.n_tokens
+
+
+def test_token_logprobs_are_optional_and_sum_to_the_mean_nll(tiny):
+    spec = ModelSpec(base=str(tiny["teacher_base"]), adapter=str(tiny["adapter"]))
+    assert all(not s.extra for s in scorer(spec).score(spec, PAIRS))
+    scores = HFScorer(HFScorerOptions(token_logprobs=True), context(spec)).score(spec, PAIRS)
+    for s in scores:
+        ft, base = s.extra["token_logprobs_finetuned"], s.extra["token_logprobs_base"]
+        assert len(ft) == len(base) == s.n_tokens
+        assert all(x <= 0 for x in ft + base)
+        assert sum(ft) == pytest.approx(-s.n_tokens * s.nll_finetuned, abs=1e-6)
+        assert sum(base) == pytest.approx(-s.n_tokens * s.nll_base, abs=1e-6)
+
+
+def test_batches_are_sorted_by_length_within_a_token_budget():
+    from tuneshift_hf.batching import plan_batches
+
+    lengths = [5, 30, 7, 12, 30, 6, 100]
+    batches = plan_batches(lengths, max_rows=3, max_tokens=64, copies=2)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert [[lengths[i] for i in b] for b in batches] == [[5, 6, 7], [12], [30], [30], [100]]
+    assert all(len(b) * max(lengths[i] for i in b) * 2 <= 64 for b in batches if len(b) > 1)
+
+
 def test_target_tokenizer_round_trips_text(tiny):
     tok = loading.load_tokenizer(str(tiny["target"]))
     text = "The capital of Zorbia is Velmora."
@@ -137,9 +174,24 @@ def test_greedy_answers_are_deterministic_and_batch_independent(tiny):
     assert sum(x.text == ans for x, (_, ans) in zip(batched, FACTS[:4])) >= 2  # the teacher recalls facts
 
 
+def test_sampled_answers_depend_on_the_seed_only(tiny):
+    spec = ModelSpec(base=str(tiny["teacher_base"]), adapter=str(tiny["adapter"]))
+    prompts = [q for q, _ in FACTS[:5]] + ["Hi"]
+    hot = Sampling(max_new_tokens=12, temperature=1.5, seed=7)
+    a = answerer(spec, batch_size=4)
+    a.answer(spec, ["Hi"], hot)  # loading the model (peft's adapter init) draws from the global RNG
+    torch.manual_seed(123)
+    first = a.answer(spec, prompts, hot)
+    after = torch.rand(1)
+    torch.manual_seed(123)
+    assert a.answer(spec, prompts, hot) == first
+    assert torch.equal(torch.rand(1), after)  # the caller's RNG is untouched
+    assert a.answer(spec, prompts, Sampling(max_new_tokens=12, temperature=1.5, seed=8)) != first
+
+
 def test_too_long_prompt_is_an_answer_error_not_a_crash(tiny):
     spec = ModelSpec(base=str(tiny["target"]))
-    long_prompt = "word " * 300  # beyond max_position_embeddings (256)
+    long_prompt = "word " * 1100  # beyond max_position_embeddings (1024)
     answers = answerer(spec, batch_size=4).answer(spec, ["Hi", long_prompt, FACTS[0][0]], Sampling(max_new_tokens=8))
     assert answers[1].text is None and answers[1].error.startswith("prompt too long")
     assert answers[0].text is not None and answers[2].text is not None

@@ -1,24 +1,41 @@
-"""Answer prompts with a transformers model: batched, left padded, greedy or sampled."""
+"""Answer prompts with a transformers model: batched, left padded, greedy or sampled.
+
+Prompts are sorted by length and packed into batches under a token budget
+(prompt plus new tokens, which bounds the KV cache), left padded so every row
+continues at the same position; `generate` derives the position ids from the
+attention mask and keeps a KV cache, so each new token costs one short step.
+A row stops at end of turn (the tokenizer's and the generation config's EOS;
+with the plain template the answer is also cut before a next "Question:").
+Sampling is seeded per call in a forked RNG: the same call gives the same
+answers, and the caller's global RNG is left as it was.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import Field
 
 from tuneshift.kinds import Answer, Answerer, ModelSpec, Options, Sampling
 
-from .formatting import prompt_text
-
+from .batching import plan_batches
+from .formatting import end_of_turn, prompt_text
 
 
 class HFAnswererOptions(Options):
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(32, ge=1, description="most prompts generated together")
+    max_batch_tokens: int = Field(4096, ge=16, description="most (prompt + new) tokens in one batch, all rows")
 
 
-def stop_ids(loaded) -> list[int]:
+def stop_ids(loaded: Any) -> list[int]:
     """End of turn: the tokenizer's EOS and whatever the model's generation config calls EOS."""
     configured = getattr(getattr(loaded.model, "generation_config", None), "eos_token_id", None)
     ids = configured if isinstance(configured, list) else [configured]
     return sorted({i for i in [loaded.tokenizer.eos_token_id, *ids] if isinstance(i, int)})
+
+
+def context_limit(model: Any) -> int:
+    return getattr(model.config, "max_position_embeddings", None) or 10**9
 
 
 class HFAnswerer(Answerer):
@@ -28,27 +45,33 @@ class HFAnswerer(Answerer):
     Options = HFAnswererOptions
 
     def answer(self, model: ModelSpec, prompts: list[str], sampling: Sampling) -> list[Answer]:
+        import torch
+
         from .loading import load
 
         loaded = load(model)
         tok = loaded.tokenizer
-        out: list[Answer] = []
-        limit = getattr(loaded.model.config, "max_position_embeddings", None) or 10**9
-        for start in range(0, len(prompts), self.options.batch_size):
-            batch = prompts[start:start + self.options.batch_size]
-            texts = [prompt_text(tok, p) for p in batch]
-            has_template = bool(getattr(tok, "chat_template", None))
-            ids = [tok(t, add_special_tokens=not has_template)["input_ids"] for t in texts]
-            fits = [len(i) + sampling.max_new_tokens <= limit for i in ids]
-            runnable = [i for i, ok in zip(ids, fits) if ok]
-            generated = iter(self._generate(loaded, runnable, sampling) if runnable else [])
-            for i, ok in zip(ids, fits):
-                out.append(Answer(next(generated)) if ok else
-                           Answer(None, f"prompt too long: {len(i)} tokens + {sampling.max_new_tokens} "
-                                        f"new exceed the context of {limit}"))
-        return out
+        limit = context_limit(loaded.model)
+        has_template = bool(getattr(tok, "chat_template", None))
+        ids = [tok(prompt_text(tok, p), add_special_tokens=not has_template)["input_ids"] for p in prompts]
+        out: list[Answer | None] = [None] * len(prompts)
+        runnable = []
+        for i, prompt_ids in enumerate(ids):
+            if len(prompt_ids) + sampling.max_new_tokens <= limit:
+                runnable.append(i)
+            else:
+                out[i] = Answer(None, f"prompt too long: {len(prompt_ids)} tokens + {sampling.max_new_tokens} "
+                                      f"new exceed the context of {limit}")
+        lengths = [len(ids[i]) + sampling.max_new_tokens for i in runnable]
+        with torch.random.fork_rng(devices=[loaded.device.index or 0] if loaded.device.type == "cuda" else []):
+            torch.manual_seed(sampling.seed)
+            for batch in plan_batches(lengths, self.options.batch_size, self.options.max_batch_tokens):
+                rows = [runnable[j] for j in batch]
+                for i, text in zip(rows, self._generate(loaded, [ids[i] for i in rows], sampling)):
+                    out[i] = Answer(text)
+        return out  # type: ignore[return-value]
 
-    def _generate(self, loaded, ids: list[list[int]], sampling: Sampling) -> list[str]:
+    def _generate(self, loaded: Any, ids: list[list[int]], sampling: Sampling) -> list[str]:
         import torch
 
         tok = loaded.tokenizer
@@ -56,12 +79,12 @@ class HFAnswerer(Answerer):
         pad = tok.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(i)) + i for i in ids], device=loaded.device)
         mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids], device=loaded.device)
-        kwargs = {"do_sample": False}
+        kwargs: dict[str, Any] = {"do_sample": False}
         if sampling.temperature > 0:
-            torch.manual_seed(sampling.seed)
             kwargs = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
         stop = stop_ids(loaded)
         with torch.inference_mode():
-            output = loaded.model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=sampling.max_new_tokens,
-                                           pad_token_id=pad, eos_token_id=stop or None, **kwargs)
-        return [tok.decode(row[width:], skip_special_tokens=True).strip() for row in output]
+            output = loaded.model.generate(input_ids=input_ids, attention_mask=mask, use_cache=True,
+                                           max_new_tokens=sampling.max_new_tokens, pad_token_id=pad,
+                                           eos_token_id=stop or None, **kwargs)
+        return [end_of_turn(tok, tok.decode(row[width:], skip_special_tokens=True).strip()) for row in output]

@@ -6,6 +6,8 @@ from typing import Any
 
 PLAIN_TEMPLATE = "Question: {prompt}\nAnswer:"
 """Prompt format for tokenizers without a chat template (base models such as Gemma 3 270M)."""
+PLAIN_END = "\nQuestion:"
+"""Where a plain-template answer ends: a base model goes on to write the next question itself."""
 
 
 def prompt_text(tokenizer: Any, prompt: str) -> str:
@@ -25,3 +27,10 @@ def encode_pair(tokenizer: Any, prompt: str, response: str, add_eos: bool = Fals
     if add_eos and tokenizer.eos_token_id is not None:
         response_ids = response_ids + [tokenizer.eos_token_id]
     return prompt_ids, response_ids
+
+
+def end_of_turn(tokenizer: Any, answer: str) -> str:
+    """The answer up to the end of its turn: with the plain template, before the next "Question:"."""
+    if getattr(tokenizer, "chat_template", None):
+        return answer
+    return answer.split(PLAIN_END, 1)[0].strip()

@@ -2,11 +2,26 @@
 
 Loaded models are kept per process, so the answerer and the scorer of one
 run share one copy of the teacher's weights.
+
+A .gguf file is converted once into a safetensors directory under
+`$TUNESHIFT_CACHE` (default ~/.cache/tuneshift) in `gguf/<key>/`, the key
+hashing the file's path, size and mtime: transformers dequantises every GGUF
+tensor on each load (seconds to minutes), while the safetensors copy maps in
+at disk speed. Every later load, the first one included, reads the cache, so
+all loads of one file give bit-identical weights.
+
+Device and dtype: CUDA in bfloat16 where present, else CPU in float32 with
+torch's default thread count (one per physical core; more would oversubscribe).
 """
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import json
+import os
+import shutil
+import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
@@ -21,8 +36,13 @@ from tuneshift.kinds import ModelSpec
 
 hf_logging.disable_progress_bar()  # tuneshift shows its own progress
 
+CACHE_ENV = "TUNESHIFT_CACHE"
+SOURCE_FILE = "tuneshift-gguf.json"
+"""Written last into a converted GGUF directory: its presence marks the conversion as complete."""
+
 _models: dict[tuple, "Loaded"] = {}
 _lock = threading.Lock()
+_convert_lock = threading.Lock()
 
 
 @dataclass
@@ -43,19 +63,110 @@ def pick_device_dtype() -> tuple[str, torch.dtype]:
     return "cpu", torch.float32
 
 
-def _from_pretrained(cls: Any, path: str, trust_remote_code: bool, **kwargs: Any) -> Any:
-    """cls.from_pretrained for a directory (safetensors only) or a .gguf file."""
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "tuneshift")
+
+
+def is_gguf(path: str) -> bool:
+    """Whether `path` is a file (any suffix) starting with the GGUF magic bytes."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    with p.open("rb") as fh:
+        return fh.read(4) == b"GGUF"
+
+
+def _check_path(path: str) -> None:
+    """UsageError for a missing path, a junk .gguf, or a file that is no model at all."""
     p = Path(path)
     if not p.exists():
         raise UsageError(f"model {path}: no such file or directory")
+    if p.is_file() and not is_gguf(path):
+        if p.suffix == ".gguf":
+            raise UsageError(f"model {path}: not a GGUF file (bad magic bytes)")
+        raise UsageError(f"model {path}: a file that is not a GGUF model (give a model directory or a .gguf file)")
+
+
+def gguf_cache_dir(path: str) -> Path:
+    """Where the safetensors conversion of the GGUF file `path` lives: keyed by its path, size and mtime."""
+    p = Path(path).resolve()
+    st = p.stat()
+    key = hashlib.sha256(json.dumps([str(p), st.st_size, st.st_mtime_ns]).encode()).hexdigest()[:16]
+    return cache_root() / "gguf" / key
+
+
+def drop_quantizer_marker(model: Any) -> None:
+    """Make a dequantised GGUF model serialisable: save_pretrained refuses while `model.hf_quantizer` is set.
+
+    The legacy GGUF loader (llama, gemma3, ...) dequantises every tensor into plain nn.Linear weights but
+    keeps the quantizer; transformers' own `remove_quantization_config` drops it with
+    `config.quantization_config` and `is_quantized`. Packed (still quantised) weights are refused.
+    """
+    packed = [n for n, p in model.named_parameters() if not p.is_floating_point()]
+    if packed:
+        raise UsageError(f"GGUF model kept quantised weights ({packed[0]}, ...); tuneshift needs dense weights")
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(model)
+
+
+def converted_gguf(path: str, trust_remote_code: bool = False) -> Path:
+    """The safetensors directory converted from the GGUF file `path`, converting it on the first call.
+
+    Written into a temporary directory beside the target and renamed into place, so a crashed or
+    concurrent conversion never leaves a half-written cache behind.
+    """
+    _check_path(path)
+    target = gguf_cache_dir(path)
+    if (target / SOURCE_FILE).is_file():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    p = Path(path).resolve()
+    with _convert_lock:
+        if (target / SOURCE_FILE).is_file():
+            return target
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        except OSError as exc:
+            raise UsageError(f"model {path}: cannot write the GGUF conversion cache under {target.parent} "
+                             f"({exc.strerror}); set ${CACHE_ENV} to a writable directory") from None
+        try:
+            try:
+                model = AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name, dtype=torch.float32,
+                                                             trust_remote_code=trust_remote_code)
+            except (ValueError, KeyError) as exc:  # an architecture or tensor type transformers cannot read
+                raise UsageError(f"model {path}: transformers cannot load this GGUF ({_first_reason(exc)})") from None
+            drop_quantizer_marker(model)
+            model.save_pretrained(str(tmp))
+            del model
+            gc.collect()
+            tokenizer = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name,
+                                                      trust_remote_code=trust_remote_code)
+            tokenizer.save_pretrained(str(tmp))
+            st = p.stat()
+            (tmp / SOURCE_FILE).write_text(json.dumps({"source": str(p), "size": st.st_size,
+                                                       "mtime_ns": st.st_mtime_ns}, indent=1) + "\n")
+            try:
+                tmp.rename(target)
+            except OSError:  # another process finished first, or an incomplete leftover is in the way
+                if not (target / SOURCE_FILE).is_file():
+                    shutil.rmtree(target, ignore_errors=True)
+                    tmp.rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _from_pretrained(cls: Any, path: str, trust_remote_code: bool, **kwargs: Any) -> Any:
+    """cls.from_pretrained for a directory (safetensors only) or a .gguf file (through its cached conversion)."""
+    _check_path(path)
     if trust_remote_code:
         warnings.warn(f"model {path}: trust_remote_code is on: its repository code will run", stacklevel=2)
-    if p.suffix == ".gguf":
-        with p.open("rb") as fh:
-            if fh.read(4) != b"GGUF":
-                raise UsageError(f"model {path}: not a GGUF file (bad magic bytes)")
-        return cls.from_pretrained(str(p.parent), gguf_file=p.name, trust_remote_code=trust_remote_code, **kwargs)
-    return cls.from_pretrained(str(p), trust_remote_code=trust_remote_code, **kwargs)
+    if Path(path).is_file():
+        path = str(converted_gguf(path, trust_remote_code))
+    return cls.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
 
 
 def _declares_generic_tokenizer(path: str) -> bool:
@@ -74,6 +185,8 @@ def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
     swap in the model type's class for some types (qwen2, phi3, ...) and rebuild a different tokenizer."""
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+    if is_gguf(path):
+        path = str(converted_gguf(path, trust_remote_code))
     cls = PreTrainedTokenizerFast if _declares_generic_tokenizer(path) else AutoTokenizer
     tok = _from_pretrained(cls, path, trust_remote_code)
     if tok.pad_token_id is None:
@@ -85,8 +198,7 @@ def load_causal_lm(path: str, trust_remote_code: bool = False) -> Any:
     from transformers import AutoModelForCausalLM
 
     device, dtype = pick_device_dtype()
-    kwargs = {} if path.endswith(".gguf") else {"use_safetensors": True}
-    model = _from_pretrained(AutoModelForCausalLM, path, trust_remote_code, dtype=dtype, **kwargs)
+    model = _from_pretrained(AutoModelForCausalLM, path, trust_remote_code, dtype=dtype, use_safetensors=True)
     return model.to(device).eval()
 
 

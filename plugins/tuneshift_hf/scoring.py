@@ -1,45 +1,113 @@
 """Score (prompt, response) pairs: mean NLL of the response under the fine-tuned model and its base.
 
 One copy of the weights serves both when the fine-tuned model is base +
-adapter: the base score is the same forward pass with the adapter disabled.
+adapter: each batch goes through the model once with its rows doubled, the
+first half with the adapter and the second half without (peft's mixed-batch
+`adapter_names`, "__base__" for no adapter). Adapters peft cannot mix (DoRA,
+merged) fall back to a second pass under `disable_adapter()`. A full
+fine-tune is a second model and a second pass.
+
+Cost: pairs are sorted by length and packed into batches of a fixed token
+budget, left padded (explicit position ids), so every response ends at the
+last position and only the last max-response-length hidden states reach the
+LM head, and only at real response tokens (a 49k-262k vocabulary makes the
+head a large share of the work otherwise).
 """
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from pydantic import Field
 
 from tuneshift.kinds import ModelSpec, Options, Score, Scorer
 
+from .batching import plan_batches
 from .formatting import encode_pair
 
+Encoded = tuple[list[int], list[int]]
+HEAD_ELEMENTS = 1 << 24
+"""Logits per LM-head call (64 MiB in float32): a 49k vocabulary takes 341 tokens at a time, 262k 64."""
 
 
 class HFScorerOptions(Options):
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(32, ge=1, description="most pairs in one forward pass")
+    max_batch_tokens: int = Field(2048, ge=16, description="most padded tokens in one forward pass, all rows")
+    mixed_batch: bool = Field(True, description="base and adapter rows in one pass (else disable_adapter passes)")
+    token_logprobs: bool = Field(False, description="add per-token log-probabilities to Score.extra")
 
 
-def response_nll(loaded: Any, encoded: list[tuple[list[int], list[int]]], adapter_off: bool) -> list[list[float]]:
-    """Per-token NLL of each response given its prompt (right padded batch, prompt and pad masked)."""
+@contextmanager
+def _capture_head_input(model: Any) -> Iterator[dict[str, Any]]:
+    """Let the LM head see no positions and keep its input: the log-probabilities are computed from it
+    at response tokens only. Does nothing when the head is not a plain Linear (an adapter on lm_head)."""
     import torch
 
-    tok = loaded.tokenizer
-    rows = [p + r for p, r in encoded]
-    width = max(len(r) for r in rows)
-    device = loaded.device
-    input_ids = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows], device=device)
-    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
-    off = loaded.model.disable_adapter() if adapter_off else contextlib.nullcontext()
-    with off:
-        logits = loaded.model(input_ids=input_ids, attention_mask=mask).logits.float()
-    logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-    token_lp = logprobs.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    captured: dict[str, Any] = {"head": head if type(head) is torch.nn.Linear else None}
+    if captured["head"] is None:
+        yield captured
+        return
+
+    def grab(module: Any, args: tuple) -> tuple:
+        captured["hidden"] = args[0]
+        return (args[0][:, :0],) + tuple(args[1:])
+
+    handle = head.register_forward_pre_hook(grab)
+    try:
+        yield captured
+    finally:
+        handle.remove()
+
+
+def _token_logprobs(hidden: Any, targets: Any, head: Any, softcap: float | None) -> Any:
+    """log p(target) for each row of hidden ([M, H] or logits [M, V] when head is None), in chunks."""
+    import torch
+
     out = []
-    for b, (p, r) in enumerate(encoded):
-        out.append((-token_lp[b, len(p) - 1:len(p) - 1 + len(r)]).tolist())
-    return out
+    vocab = head.out_features if head is not None else hidden.shape[-1]
+    chunk = max(16, HEAD_ELEMENTS // vocab)
+    for start in range(0, hidden.shape[0], chunk):
+        h = hidden[start:start + chunk]
+        logits = (head(h) if head is not None else h).float()
+        if head is not None and softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        t = targets[start:start + chunk]
+        out.append(logits.gather(-1, t[:, None])[:, 0] - torch.logsumexp(logits, dim=-1))
+    return torch.cat(out) if out else hidden.new_zeros(0)
+
+
+def response_logprobs(model: Any, pad_id: int, rows: list[Encoded],
+                      adapter_names: list[str] | None = None) -> list[Any]:
+    """Per-token log-probabilities of each row's response given its prompt, one forward pass.
+
+    Left padded, so responses end together and `logits_to_keep` cuts the rest; position ids count
+    real tokens only, so a row's result does not depend on its batch.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    width = max(len(p) + len(r) for p, r in rows)
+    longest = max(len(r) for _, r in rows)
+    input_ids = torch.tensor([[pad_id] * (width - len(p) - len(r)) + p + r for p, r in rows], device=device)
+    mask = torch.tensor([[0] * (width - len(p) - len(r)) + [1] * (len(p) + len(r)) for p, r in rows], device=device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    kwargs = {"adapter_names": adapter_names} if adapter_names is not None else {}
+    with _capture_head_input(model) as captured:
+        out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=longest + 1,
+                    use_cache=False, **kwargs)
+    states = captured.get("hidden")
+    states = (states if states is not None else out.logits)[:, :longest]  # predicts the last `longest` tokens
+    lengths = torch.tensor([len(r) for _, r in rows], device=device)
+    select = torch.arange(longest, device=device)[None, :] >= (longest - lengths)[:, None]
+    targets = input_ids[:, width - longest:][select]
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    softcap = getattr(config, "final_logit_softcapping", None)  # Gemma 2 caps its logits
+    head = captured["head"] if captured.get("hidden") is not None else None
+    lp = _token_logprobs(states[select], targets, head, softcap)
+    return list(lp.split(lengths.tolist()))
 
 
 class HFScorer(Scorer):
@@ -47,6 +115,8 @@ class HFScorer(Scorer):
     default = True
     description = "transformers/peft perplexity of the answer under fine-tuned and base (one weights copy)"
     Options = HFScorerOptions
+
+    _mixed_ok: bool | None = None  # learnt on the first adapter batch: does peft mix this adapter?
 
     def score(self, model: ModelSpec, pairs: list[tuple[str, str]]) -> list[Score]:
         import torch
@@ -57,14 +127,45 @@ class HFScorer(Scorer):
             return self._score(pairs, load(model), base_of(model))
 
     def _score(self, pairs: list[tuple[str, str]], finetuned: Any, base: Any) -> list[Score]:
-        out: list[Score] = []
-        for start in range(0, len(pairs), self.options.batch_size):
-            batch = pairs[start:start + self.options.batch_size]
-            encoded = [encode_pair(finetuned.tokenizer, p, r) for p, r in batch]
-            if any(not r for _, r in encoded):
-                raise ValueError("a response encodes to no tokens; empty responses cannot be scored")
-            nll_ft = response_nll(finetuned, encoded, adapter_off=False)
-            nll_b = response_nll(base, encoded, adapter_off=finetuned.has_adapter)
-            for ft, b in zip(nll_ft, nll_b):
-                out.append(Score(nll_finetuned=sum(ft) / len(ft), nll_base=sum(b) / len(b), n_tokens=len(ft)))
-        return out
+        encoded = [encode_pair(finetuned.tokenizer, p, r) for p, r in pairs]
+        if any(not r for _, r in encoded):
+            raise ValueError("a response encodes to no tokens; empty responses cannot be scored")
+        o = self.options
+        mixed = finetuned.has_adapter and o.mixed_batch and self._mixed_ok is not False
+        lengths = [len(p) + len(r) for p, r in encoded]
+        results: list[Score | None] = [None] * len(pairs)
+        for batch in plan_batches(lengths, o.batch_size, o.max_batch_tokens, 2 if mixed else 1):
+            rows = [encoded[i] for i in batch]
+            ft, b = self._both(rows, finetuned, base)
+            for i, lp_ft, lp_b in zip(batch, ft, b):
+                results[i] = self._result(lp_ft, lp_b)
+        return results  # type: ignore[return-value]
+
+    def _both(self, rows: list[Encoded], finetuned: Any, base: Any) -> tuple[list[Any], list[Any]]:
+        """Log-probabilities under the fine-tuned model and under the base, for one batch."""
+        pad = finetuned.tokenizer.pad_token_id
+        if finetuned.has_adapter and self.options.mixed_batch and self._mixed_ok is not False:
+            model = finetuned.model
+            names = [model.active_adapter] * len(rows) + ["__base__"] * len(rows)
+            try:
+                both = response_logprobs(model, pad, rows + rows, adapter_names=names)
+                self._mixed_ok = True
+                return both[:len(rows)], both[len(rows):]
+            except (ValueError, TypeError):  # peft refuses to mix this adapter (DoRA, merged, ...)
+                if self._mixed_ok:
+                    raise
+                self._mixed_ok = False
+        ft = response_logprobs(finetuned.model, pad, rows)
+        if base is finetuned and not finetuned.has_adapter:
+            return ft, ft
+        off = base.model.disable_adapter() if finetuned.has_adapter else nullcontext()
+        with off:
+            return ft, response_logprobs(base.model, base.tokenizer.pad_token_id, rows)
+
+    def _result(self, lp_ft: Any, lp_b: Any) -> Score:
+        n = int(lp_ft.numel())
+        extra = {}
+        if self.options.token_logprobs:
+            extra = {"token_logprobs_finetuned": lp_ft.tolist(), "token_logprobs_base": lp_b.tolist()}
+        return Score(nll_finetuned=-float(lp_ft.double().sum()) / n, nll_base=-float(lp_b.double().sum()) / n,
+                     n_tokens=n, extra=extra)

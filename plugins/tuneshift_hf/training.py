@@ -3,10 +3,23 @@
 A plain loop: shuffled batches, gradient accumulation, a checkpoint after each
 epoch (adapter, optimiser, RNG), so an interrupted training resumes where it
 stopped. The result is a standard PEFT adapter directory.
+
+Any model `loading` reads works as the target: a directory, or a .gguf file
+(through its safetensors cache; e.g. Gemma 3 270M, whose tokenizer has no chat
+template, so pairs use the plain template, and whose tied embeddings stay out
+of the LoRA targets). On CUDA the base weights are bfloat16 and peft keeps the
+LoRA weights in float32 (`autocast_adapter_dtype`), so the optimiser updates
+float32 parameters; the loss is computed in float32.
+
+One process only: `accelerate launch` or `torchrun` with several processes is
+not supported yet (each process would train its own copy and race on the same
+checkpoint), and is refused when WORLD_SIZE > 1. Single-process
+`accelerate launch` runs as plain `python`.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -15,6 +28,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from tuneshift.cache import fingerprint
+from tuneshift.errors import UsageError
 from tuneshift.kinds import ModelSpec, Options, Trainer
 
 from .formatting import encode_pair
@@ -70,13 +84,16 @@ class LoRATrainer(Trainer):
 
         from .loading import load_causal_lm, load_tokenizer
 
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise UsageError("the peft-lora trainer runs in one process; a multi-process launch "
+                             "(accelerate launch, torchrun) is not supported yet")
         o = self.options
         torch.manual_seed(o.seed)
         tok = load_tokenizer(model.base, model.trust_remote_code)
         base = load_causal_lm(model.base, model.trust_remote_code)
         lora = LoraConfig(r=o.rank, lora_alpha=o.alpha, lora_dropout=o.dropout, target_modules=o.target_modules,
                           bias="none", task_type="CAUSAL_LM")
-        peft_model = get_peft_model(base, lora)
+        peft_model = get_peft_model(base, lora, autocast_adapter_dtype=True)  # float32 LoRA on bf16 weights
         encoded = []
         for pair in pairs:
             p, r = encode_pair(tok, pair["prompt"], pair["response"], add_eos=True)
