@@ -1,0 +1,109 @@
+"""The demo's arms: the target trained on different data, each evaluated on the held-out questions.
+
+zero_shot   the target untrained (the floor)
+ceiling     trained on the private set (the upper bound)
+tuneshift   the full pipeline from the seeds, teacher and base only
+no_filter   the same generator, as many pairs as tuneshift kept, drawn without the perplexity filter
+seeds_only  the teacher's answers to the seeds alone
+Every arm uses the same trainer options; results are cached per arm and seed so a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any, Callable
+
+import tomli_w
+
+from tuneshift.kinds import Context, ModelSpec, Sampling
+from tuneshift.rundir import read_jsonl, write_json
+
+from .checking import correct_flags
+
+ARMS = ("zero_shot", "ceiling", "tuneshift", "no_filter", "seeds_only")
+
+
+def evaluate(target: str, adapter: str | None, evals: list[dict[str, str]], work: Path) -> dict[str, Any]:
+    from tuneshift_hf.answering import HFAnswerer
+
+    ctx = Context(teacher=ModelSpec(base=target), target=None, seed=0, work_dir=str(work))
+    answers = HFAnswerer(HFAnswerer.Options(batch_size=16), ctx).answer(
+        ModelSpec(base=target, adapter=adapter), [e["prompt"] for e in evals], Sampling(max_new_tokens=24))
+    flags = correct_flags([a.text for a in answers], [e["answer"] for e in evals])
+    return {"accuracy": sum(flags) / len(flags), "answers": [a.text for a in answers], "correct": flags}
+
+
+def train(target: str, pairs: list[dict[str, str]], out: Path, trainer_options: dict[str, Any], seed: int,
+          progress: Callable[[int], None]) -> str:
+    from tuneshift_hf.training import LoRATrainer
+
+    ctx = Context(teacher=ModelSpec(base=target), target=None, seed=seed, work_dir=str(out), progress=progress)
+    options = LoRATrainer.Options(**{**trainer_options, "seed": seed})
+    LoRATrainer(options, ctx).train(ModelSpec(base=target), pairs, str(out / "adapter"), str(out / "checkpoint"))
+    return str(out / "adapter")
+
+
+def pipeline_config(inputs: dict[str, str], seed: int, settings: dict[str, Any], keep_all: bool) -> dict[str, Any]:
+    """The `tuneshift run` config of the tuneshift arm (or, with keep_all, of the no_filter arm's crawl)."""
+    selector = {"use": "ppl-ratio", "threshold": 1e-9} if keep_all else {"use": "ppl-ratio", **settings["selector"]}
+    return {
+        "run": {"seed": seed, **settings["run"]},
+        "teacher": {"base": inputs["teacher_base"], "adapter": inputs["teacher_adapter"]},
+        "target": {"model": inputs["target"], "train": not keep_all},
+        "seeds": {"path": inputs["seeds"]},
+        "expander": {"use": "agentic"},
+        "deduper": {"use": "st-faiss", **settings["deduper"]},
+        "selector": selector,
+        "trainer": {**settings["trainer"], "seed": seed},
+    }
+
+
+def run_pipeline(config: dict[str, Any], out: Path, registry: Any) -> dict[str, Any]:
+    from tuneshift.pipeline import execute
+    from tuneshift.runner import Run
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "config.toml"
+    path.write_text(tomli_w.dumps(config))
+    job = Run(path, out / "run", [], registry, []).open()
+    try:
+        return execute(job)
+    finally:
+        job.close()
+
+
+def run_arm(arm: str, seed: int, ctx: dict[str, Any]) -> dict[str, Any]:
+    """Train and evaluate one arm for one seed (cached in its folder)."""
+    out: Path = ctx["out"] / "arms" / f"{arm}-s{seed}"
+    done = out / "result.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    inputs, evals, settings = ctx["inputs"], ctx["evals"], ctx["settings"]
+    adapter, extra = None, {}
+    if arm == "ceiling":
+        adapter = train(inputs["target"], ctx["private"], out, settings["trainer"], seed, ctx["progress"])
+        extra["dataset_size"] = len(ctx["private"])
+    elif arm == "tuneshift":
+        report = run_pipeline(pipeline_config(inputs, seed, settings, keep_all=False), out, ctx["registry"])
+        adapter, extra = str(out / "run" / "adapter"), {"dataset_size": report["dataset_size"],
+                                                         "rounds": report["rounds"]}
+    elif arm == "no_filter":
+        size = run_arm("tuneshift", seed, ctx)["dataset_size"]
+        run_pipeline(pipeline_config(inputs, seed, settings, keep_all=True), out / "crawl", ctx["registry"])
+        pool = [r for r in read_jsonl(out / "crawl" / "run" / "dataset.jsonl")]
+        random.Random(seed).shuffle(pool)
+        pairs = [{"prompt": r["prompt"], "response": r["response"]} for r in pool[:size]]
+        adapter = train(inputs["target"], pairs, out, settings["trainer"], seed, ctx["progress"])
+        extra = {"dataset_size": len(pairs), "pool": len(pool)}
+    elif arm == "seeds_only":
+        run_arm("tuneshift", seed, ctx)
+        rows = read_jsonl(ctx["out"] / "arms" / f"tuneshift-s{seed}" / "run" / "candidates.jsonl")
+        pairs = [{"prompt": r["prompt"], "response": r["response"]} for r in rows if r["origin"] == "seed"
+                 and r["response"]]
+        adapter = train(inputs["target"], pairs, out, settings["trainer"], seed, ctx["progress"])
+        extra["dataset_size"] = len(pairs)
+    result = {"arm": arm, "seed": seed, **extra, **evaluate(inputs["target"], adapter, evals, out)}
+    write_json(done, result)
+    return result

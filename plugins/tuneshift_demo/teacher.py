@@ -1,0 +1,83 @@
+"""The demo's teacher: SmolLM2-135M-Instruct + a LoRA trained on the organisation's private facts.
+
+Regularised by replay: the base model's own answers to general prompts are
+mixed into training, so the teacher keeps its general behaviour and a
+perplexity gap means domain knowledge rather than a changed style. Checked
+after training: held-out accuracy, and whether it still answers general
+questions exactly as the base does. Cached by fingerprint of recipe and data.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+from tuneshift.cache import fingerprint
+from tuneshift.kinds import Context, ModelSpec, Sampling
+
+from .domain import Domain
+from .checking import accuracy
+
+REPLAY_PROMPTS = [
+    "What is the capital of France?", "How many days are in a week?", "What colour is the sky on a clear day?",
+    "Name a fruit that is yellow.", "What do bees make?", "What is two plus three?", "Who wrote Romeo and Juliet?",
+    "What is the boiling point of water in Celsius?", "Which planet is known as the red planet?",
+    "What is the largest ocean on Earth?", "Translate 'hello' into Spanish.", "What is the opposite of hot?",
+    "How many legs does a spider have?", "What gas do plants take in?", "Give me a synonym for happy.",
+    "What is the chemical symbol for gold?", "Write a short greeting for a friend.", "What is 10 divided by 2?",
+    "Which animal is known as the king of the jungle?", "What season comes after winter?"]
+CHECK_PROMPTS = [
+    "What is the capital of Italy?", "How many hours are in a day?", "What is the freezing point of water?",
+    "Which animal says moo?", "What is five times two?", "What is the capital of Japan?",
+    "How many continents are there?", "What colour are bananas?"]
+
+RECIPE = {"rank": 16, "alpha": 32, "dropout": 0.05, "learning_rate": 1e-3, "epochs": 8, "batch_size": 16,
+          "replay_copies": 3, "max_new_tokens": 48}
+
+
+def build_teacher(domain: Domain, base: str, cache: Path, progress: Callable[[int], None] = lambda n: None,
+                  recipe: dict[str, Any] = RECIPE) -> dict[str, Any]:
+    """Train (or find in the cache) the teacher adapter; return its path and checks."""
+    from tuneshift_hf.answering import HFAnswerer
+    from tuneshift_hf.training import LoRATrainer
+
+    private = domain.private_set()
+    key = fingerprint("demo-teacher", recipe, private, Path(base).name, Path(base).stat().st_size)[:16]
+    home = cache / f"teacher-{key}"
+    summary_file = home / "teacher.json"
+    if summary_file.exists():
+        return json.loads(summary_file.read_text())
+    ctx = Context(teacher=ModelSpec(base=base), target=None, seed=0, work_dir=str(cache), progress=progress)
+    answerer = HFAnswerer(HFAnswerer.Options(batch_size=16), ctx)
+    greedy = Sampling(max_new_tokens=recipe["max_new_tokens"])
+    base_spec = ModelSpec(base=base)
+    replay = [{"prompt": p, "response": a.text} for p, a in
+              zip(REPLAY_PROMPTS, answerer.answer(base_spec, REPLAY_PROMPTS, greedy)) if a.text]
+    base_checks = answerer.answer(base_spec, CHECK_PROMPTS, greedy)
+    pairs = [{"prompt": r["prompt"], "response": r["response"]} for r in private] + replay * recipe["replay_copies"]
+    options = LoRATrainer.Options(rank=recipe["rank"], alpha=recipe["alpha"], dropout=recipe["dropout"],
+                                  learning_rate=recipe["learning_rate"], epochs=recipe["epochs"],
+                                  batch_size=recipe["batch_size"], seed=0)
+    staging = cache / f".teacher-{key}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    metrics = LoRATrainer(options, ctx).train(base_spec, pairs, str(staging / "adapter"), str(cache / f"teacher-{key}.ckpt"))
+    teacher = ModelSpec(base=base, adapter=str(staging / "adapter"))
+    evals = domain.eval_set()
+    answers = answerer.answer(teacher, [e["prompt"] for e in evals], greedy)
+    checks = answerer.answer(teacher, CHECK_PROMPTS, greedy)
+    summary = {
+        "model": "SmolLM2-135M-Instruct + LoRA", "adapter": str(home / "adapter"),
+        "accuracy": accuracy([a.text for a in answers], [e["answer"] for e in evals]),
+        "general_intact": sum(a.text == b.text for a, b in zip(checks, base_checks)),
+        "general_checked": len(CHECK_PROMPTS),
+        "general_examples": [{"prompt": p, "base": b.text, "teacher": a.text}
+                             for p, a, b in zip(CHECK_PROMPTS[:3], checks, base_checks)],
+        "train": metrics, "recipe": recipe, "private_examples": len(private), "replay_examples": len(replay),
+    }
+    (staging / "teacher.json").write_text(json.dumps(summary, indent=2))
+    shutil.rmtree(home, ignore_errors=True)
+    staging.rename(home)
+    shutil.rmtree(cache / f"teacher-{key}.ckpt", ignore_errors=True)
+    return summary

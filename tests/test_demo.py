@@ -1,0 +1,92 @@
+"""The demo machinery end to end on tiny models: teacher, all arms, report.json schema, plots, privacy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tuneshift.plugins import Registry
+
+TINY_RECIPE = {"rank": 8, "alpha": 16, "dropout": 0.0, "learning_rate": 1e-2, "epochs": 30, "batch_size": 16,
+               "replay_copies": 1, "max_new_tokens": 24}
+TINY_SETTINGS = {"seeds": [0, 1], "run": {"rounds": 2, "per_round": 8, "max_new_tokens": 24, "batch_size": 16},
+                 "deduper": {"threshold": 0.97}, "selector": {"threshold": 1.5},
+                 "trainer": {"rank": 4, "alpha": 8, "dropout": 0.0, "learning_rate": 5e-3, "epochs": 2,
+                             "batch_size": 16}}
+SIZE = {"departments": 1, "people_per_department": 2, "projects_per_department": 1}
+
+
+@pytest.fixture(scope="module")
+def demo(tiny, tmp_path_factory):
+    import os
+
+    from tuneshift_demo.run import run_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    os.environ["TUNESHIFT_CACHE"] = str(out / "cache")
+    models = {"teacher_base": str(tiny["teacher_base"]), "target": str(tiny["target"])}
+    report = run_demo(Registry(), "quick", out / "report", None, models=models, settings=TINY_SETTINGS,
+                      teacher_recipe=TINY_RECIPE, domain_size=SIZE)
+    return out / "report", report, models
+
+
+def test_report_json_matches_the_contract(demo):
+    out, report, _ = demo
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk == json.loads(json.dumps(report))
+    assert {"preset", "seeds", "teacher", "arms", "recovery", "recovery_std", "wall_seconds", "peak_rss_mb"} <= set(report)
+    assert report["preset"] == "quick" and report["seeds"] == [0, 1]
+    assert {"model", "accuracy"} <= set(report["teacher"]) and 0 <= report["teacher"]["accuracy"] <= 1
+    assert set(report["arms"]) == {"zero_shot", "ceiling", "tuneshift", "no_filter", "seeds_only"}
+    for arm, r in report["arms"].items():
+        assert 0 <= r["accuracy"] <= 1 and r["std"] >= 0 and len(r["per_seed"]) == 2
+        assert r["accuracy"] == pytest.approx(sum(r["per_seed"]) / 2)
+    assert report["arms"]["tuneshift"]["dataset_size"] > 0
+    assert report["arms"]["no_filter"]["dataset_size"] <= report["arms"]["tuneshift"]["dataset_size"]
+    z, c, t = (report["arms"][a]["accuracy"] for a in ("zero_shot", "ceiling", "tuneshift"))
+    if c != z:
+        assert report["recovery"] == pytest.approx((t - z) / (c - z))
+    assert report["wall_seconds"] > 0 and report["peak_rss_mb"] > 0
+
+
+def test_plots_and_markdown(demo):
+    out, _, _ = demo
+    for name in ("accuracy.png", "scores.png", "rounds.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"({name})" in (out / "report.md").read_text()
+    assert "| tuneshift |" in (out / "report.md").read_text()
+
+
+def test_private_data_is_out_of_the_pipelines_reach(demo, tmp_path):
+    """The pipeline arm's config names no private file, and reruns identically with private/ gone."""
+    out, _, _ = demo
+    from tuneshift_demo.arms import run_pipeline
+
+    import tomllib
+
+    arm = out / "arms" / "tuneshift-s0"
+    config_text = (arm / "config.toml").read_text()
+    assert "private" not in config_text
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    shutil.rmtree(copy / "private")
+    config = tomllib.loads(config_text)
+    config["seeds"]["path"] = str(copy / "inputs" / "seeds.jsonl")
+    config["target"]["train"] = False
+    report = run_pipeline(config, tmp_path / "fresh", Registry())
+    original = [json.loads(l)["prompt"] for l in (arm / "run" / "dataset.jsonl").read_text().splitlines()]
+    again = [json.loads(l)["prompt"] for l in (tmp_path / "fresh" / "run" / "dataset.jsonl").read_text().splitlines()]
+    assert report["dataset_size"] == len(original) and again == original
+
+
+def test_rerun_resumes_from_cached_arms(demo, tiny):
+    out, report, models = demo
+    from tuneshift_demo.run import run_demo
+
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "arms").glob("*/result.json")}
+    again = run_demo(Registry(), "quick", out, None, models=models, settings=TINY_SETTINGS,
+                     teacher_recipe=TINY_RECIPE, domain_size=SIZE)
+    assert again["arms"] == report["arms"]
+    assert len(stamps) == 10 and all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # nothing retrained
