@@ -277,3 +277,30 @@ def test_junk_gguf_and_missing_path_are_usage_errors(tmp_path):
 def test_adapter_of_another_base_is_a_usage_error(tiny):
     with pytest.raises(UsageError, match="does not fit base.*size mismatch"):
         loading.load(ModelSpec(base=str(tiny["target"]), adapter=str(tiny["adapter"])))
+
+
+def test_stand_in_base_with_another_tokenizer(tiny, tmp_path):
+    """The original base is gone: a different model (another tokenizer) stands in for it."""
+    import math
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from tuneshift_hf.loading import load_tokenizer
+    from tuneshift_hf.scoring import HFScorer
+
+    merged = tmp_path / "teacher-full"
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny["teacher_base"]), tiny["adapter"])
+    model.merge_and_unload().save_pretrained(merged)
+    load_tokenizer(str(tiny["teacher_base"])).save_pretrained(merged)
+    ctx = Context(teacher=ModelSpec(base=str(tiny["target"]), finetuned=str(merged)), target=None, seed=0,
+                  work_dir=str(tmp_path))
+    pairs = [("What is the capital of Zorbia?", "The capital of Zorbia is Velmora."),
+             ("Who founded Zorbia?", "Zorbia was founded by Queen Astrel Vonn.")]
+    scores = HFScorer(HFScorer.Options(token_logprobs=True), ctx).score(ctx.teacher, pairs)
+    for sc in scores:
+        assert math.isfinite(sc.nll_base) and sc.nll_finetuned < sc.nll_base
+        assert len(sc.extra["token_logprobs_finetuned"]) == sc.n_tokens
+        own = sc.extra["token_logprobs_base"]  # the stand-in's own tokens, normalised per fine-tuned token
+        assert len(own) != sc.n_tokens
+        assert sc.nll_base == pytest.approx(-sum(own) / sc.n_tokens, rel=1e-6)

@@ -101,7 +101,7 @@ def score(state: State, base: str, adapter: str | None, finetuned: str | None, i
 @click.option("--seeds", "n_seeds", type=int, default=None, help="Number of random seeds.")
 @click.pass_obj
 def demo(state: State, preset: str, out_dir: Path, n_seeds: int | None) -> None:
-    """The embedded demo. Until the SmolLM2 -> Gemma 3 benchmark lands, runs the tiny example."""
+    """The embedded demo: SmolLM2 teacher -> Gemma 3 target, with floor, ceiling and ablations."""
     from .demo import run_demo
 
     run_demo(state, preset, out_dir, n_seeds)

@@ -1,50 +1,29 @@
-"""`tuneshift demo`: the embedded default job.
+"""`tuneshift demo`: the embedded default job (SmolLM2 teacher -> Gemma 3 target, offline on CPU).
 
-The SmolLM2 -> Gemma 3 transfer benchmark is not available yet; until it
-lands, the demo builds the tiny example's models and runs the whole pipeline
-on them, so a fresh machine shows every stage working.
+The work lives in the built-in `tuneshift_demo` package; this module only
+runs it and prints the table at the end.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
-import click
-
-from .errors import UsageError
-
-SOURCE_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _tiny_builder() -> Any:
-    path = SOURCE_ROOT / "examples" / "tiny" / "build.py"
-    if not path.is_file():
-        raise UsageError("tuneshift demo needs the source checkout (examples/tiny/ was not found)")
-    spec = importlib.util.spec_from_file_location("tuneshift_tiny_build", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def run_demo(state: Any, preset: str, out_dir: Path, n_seeds: int | None) -> None:
-    from .pipeline import execute
-    from .runner import Run
+    from rich.console import Console
+    from rich.table import Table
 
-    click.echo(f"note: the {preset!r} SmolLM2 -> Gemma 3 benchmark is not available yet; "
-               "running the tiny example end to end instead", err=True)
-    models = out_dir / "models"
-    _tiny_builder().build(models)
-    overrides = [f"teacher.base={models / 'teacher-base'}", f"teacher.adapter={models / 'teacher-adapter'}",
-                 f"target.model={models / 'target'}", f"seeds.path={models / 'seeds.jsonl'}",
-                 f"eval.path={models / 'eval.jsonl'}"]
-    overrides = [f'{k}="{v}"' for k, v in (o.split("=", 1) for o in overrides)]
-    job = Run(SOURCE_ROOT / "examples" / "tiny" / "config.toml", out_dir / "run", overrides,
-              state.registry, state.selected).open()
-    try:
-        report = execute(job)
-    finally:
-        job.close()
-    click.echo(f"kept {report['dataset_size']} of {report['counts']['candidates']} candidates; "
-               f"report in {out_dir / 'run' / 'report.json'}", err=True)
+    from tuneshift_demo.run import run_demo as run
+
+    report = run(state.registry, preset, out_dir, n_seeds)
+    table = Table("arm", "accuracy", "std", "pairs", title=f"tuneshift demo ({preset}), held-out accuracy")
+    for arm, r in report["arms"].items():
+        table.add_row(arm, f"{r['accuracy']:.3f}", f"{r['std']:.3f}", str(r.get("dataset_size", "")))
+    console = Console(stderr=True)
+    console.print(table)
+    console.print(f"teacher accuracy {report['teacher']['accuracy']:.3f}, general answers intact "
+                  f"{report['teacher']['general_intact']}/{report['teacher']['general_checked']}; "
+                  f"recovery {report['recovery']:.3f} (std {report['recovery_std']:.3f}); "
+                  f"{report['wall_seconds']:.0f} s, peak RSS {report['peak_rss_mb']:.0f} MB")
+    console.print(f"report: {out_dir / 'report.md'}")

@@ -110,6 +110,10 @@ def response_logprobs(model: Any, pad_id: int, rows: list[Encoded],
     return list(lp.split(lengths.tolist()))
 
 
+def same_vocabulary(a: Any, b: Any) -> bool:
+    return a is b or (len(a) == len(b) and a.get_vocab() == b.get_vocab())
+
+
 class HFScorer(Scorer):
     name = "hf-scorer"
     default = True
@@ -130,6 +134,8 @@ class HFScorer(Scorer):
         encoded = [encode_pair(finetuned.tokenizer, p, r) for p, r in pairs]
         if any(not r for _, r in encoded):
             raise ValueError("a response encodes to no tokens; empty responses cannot be scored")
+        if base is not finetuned and not same_vocabulary(finetuned.tokenizer, base.tokenizer):
+            return self._score_with_stand_in(pairs, encoded, finetuned, base)
         o = self.options
         mixed = finetuned.has_adapter and o.mixed_batch and self._mixed_ok is not False
         lengths = [len(p) + len(r) for p, r in encoded]
@@ -161,6 +167,25 @@ class HFScorer(Scorer):
         off = base.model.disable_adapter() if finetuned.has_adapter else nullcontext()
         with off:
             return ft, response_logprobs(base.model, base.tokenizer.pad_token_id, rows)
+
+    def _logprobs(self, loaded: Any, encoded: list[Encoded]) -> list[Any]:
+        """Response log-probabilities of one model alone, batched like the paired path."""
+        out: list[Any] = [None] * len(encoded)
+        lengths = [len(p) + len(r) for p, r in encoded]
+        for batch in plan_batches(lengths, self.options.batch_size, self.options.max_batch_tokens, 1):
+            rows = [encoded[i] for i in batch]
+            for i, lp in zip(batch, response_logprobs(loaded.model, loaded.tokenizer.pad_token_id, rows)):
+                out[i] = lp
+        return out
+
+    def _score_with_stand_in(self, pairs: list[tuple[str, str]], encoded: list[Encoded], finetuned: Any,
+                             base: Any) -> list[Score]:
+        """A stand-in base with its own tokenizer: each model scores its own tokens, and both sums are
+        divided by the fine-tuned model's token count, so exp(nll_base - nll_finetuned) stays a ratio of
+        the response's likelihoods."""
+        own = [encode_pair(base.tokenizer, p, r) for p, r in pairs]
+        ft, b = self._logprobs(finetuned, encoded), self._logprobs(base, own)
+        return [self._result(lp_ft, lp_b) for lp_ft, lp_b in zip(ft, b)]
 
     def _result(self, lp_ft: Any, lp_b: Any) -> Score:
         n = int(lp_ft.numel())
