@@ -32,6 +32,7 @@ from tuneshift.errors import UsageError
 from tuneshift.kinds import ModelSpec, Options, Trainer
 
 from .formatting import encode_pair
+from .scoring import response_logprobs
 
 
 
@@ -56,20 +57,18 @@ class LoRAOptions(Options):
         return value
 
 
-def batches(encoded: list[tuple[list[int], list[int]]], size: int, pad: int):
-    """Right-padded input ids, attention mask and labels (-100 on prompt and padding)."""
-    import torch
-
-    for start in range(0, len(encoded), size):
-        chunk = encoded[start:start + size]
-        width = max(len(p) + len(r) for p, r in chunk)
-        ids, mask, labels = [], [], []
-        for p, r in chunk:
-            n = len(p) + len(r)
-            ids.append(p + r + [pad] * (width - n))
-            mask.append([1] * n + [0] * (width - n))
-            labels.append([-100] * len(p) + r + [-100] * (width - n))
-        yield torch.tensor(ids), torch.tensor(mask), torch.tensor(labels)
+def epoch_batches(encoded: list[tuple[list[int], list[int]]], size: int, seed: int) -> list[list[int]]:
+    """One epoch's batches: shuffled, then sorted by length within pools of 8 batches (little padding),
+    the batches themselves in a shuffled order."""
+    rng = random.Random(seed)
+    order = list(range(len(encoded)))
+    rng.shuffle(order)
+    out: list[list[int]] = []
+    for start in range(0, len(order), size * 8):
+        pool = sorted(order[start:start + size * 8], key=lambda j: len(encoded[j][0]) + len(encoded[j][1]))
+        out += [pool[k:k + size] for k in range(0, len(pool), size)]
+    rng.shuffle(out)
+    return out
 
 
 class LoRATrainer(Trainer):
@@ -113,16 +112,15 @@ class LoRATrainer(Trainer):
                 set_peft_model_state_dict(peft_model, state["adapter"])
                 optimiser.load_state_dict(state["optimiser"])
                 first_epoch, losses = state["epoch"] + 1, state["losses"]
-        device = next(peft_model.parameters()).device
         started = time.perf_counter()
         for epoch in range(first_epoch, o.epochs):
             peft_model.train()
             torch.manual_seed(o.seed * 1000 + epoch)  # dropout of epoch k is the same whether resumed or not
-            order = list(range(len(encoded)))
-            random.Random(o.seed * 1000 + epoch).shuffle(order)
             epoch_loss, n, pending = 0.0, 0, False
-            for i, (ids, mask, labels) in enumerate(batches([encoded[j] for j in order], o.batch_size, tok.pad_token_id)):
-                loss = peft_model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
+            for i, batch in enumerate(epoch_batches(encoded, o.batch_size, o.seed * 1000 + epoch)):
+                # the LM head runs on response tokens only: the loss is their mean negative log-likelihood
+                logprobs = response_logprobs(peft_model, tok.pad_token_id, [encoded[j] for j in batch])
+                loss = -torch.cat(logprobs).float().mean()
                 (loss / o.grad_accumulation).backward()
                 pending = (i + 1) % o.grad_accumulation != 0
                 if not pending:
