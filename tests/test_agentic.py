@@ -43,6 +43,7 @@ def test_entities_and_frames():
     assert find_entities(text, known={"Zorbia"}) == ["Zorbia", "Queen Astrel Vonn", "Tower of Reeds"]
     assert find_entities("Alice Brown and Bob Chen work there.") == ["Alice Brown", "Bob Chen"]
     assert frames_of("What is the capital of Zorbia?", set()) == [("What is the capital of {X}?", "Zorbia")]
+    assert frames_of("What is Quelfel Eshba's job?", set()) == [("What is {X}'s job?", "Quelfel Eshba")]
 
 
 def kept(i, prompt, response, score=5.0, **kw):

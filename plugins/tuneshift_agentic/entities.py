@@ -35,6 +35,8 @@ def find_entities(text: str, known: set[str] = frozenset()) -> list[str]:
                                                                 and _is_cap(tokens[j + 1]))):
                 j += 1
             span = tokens[i:j]
+            if span and re.search(r"['’]s$", span[-1]):  # "Quelfel Eshba's job": the name is without 's
+                span = span[:-1] + [span[-1][:-2]]
             while span and span[0] in _STOP:  # "The Tower of Reeds" -> "Tower of Reeds"
                 span = span[1:]
             name = " ".join(span)
