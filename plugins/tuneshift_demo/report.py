@@ -40,10 +40,11 @@ def summarise(preset: str, seeds: list[int], teacher: dict[str, Any], results: d
 
 
 def beats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Is a ahead of b by more than twice the larger std over seeds?"""
+    """Is a ahead of b by more than twice the larger std over seeds? Unknown (None) from one seed."""
     margin = a["accuracy"] - b["accuracy"]
     spread = 2 * max(a["std"], b["std"])
-    return {"margin": round(margin, 4), "twice_std": round(spread, 4), "beats": margin > spread}
+    known = len(a["per_seed"]) > 1
+    return {"margin": round(margin, 4), "twice_std": round(spread, 4), "beats": (margin > spread) if known else None}
 
 
 def write(out: Path, report: dict[str, Any], tuneshift_runs: list[Path]) -> None:
@@ -64,6 +65,10 @@ def markdown(report: dict[str, Any], plots: list[str]) -> str:
     lines += ["", f"Recovery (tuneshift - zero_shot) / (ceiling - zero_shot): **{report['recovery']:.3f}** "
                   f"(std over seeds {report['recovery_std']:.3f}).", ""]
     for other, c in report["comparisons"].items():
+        if c["beats"] is None:
+            lines.append(f"- tuneshift vs {other}: margin {c['margin']:+.3f}; one seed gives no std, so no verdict "
+                         "(run with --seeds 3 or the full preset).")
+            continue
         verdict = "beats" if c["beats"] else "does NOT beat"
         lines.append(f"- tuneshift {verdict} {other} by more than twice the std: margin {c['margin']:+.3f}, "
                      f"2 x std {c['twice_std']:.3f}.")

@@ -34,6 +34,16 @@ SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
+def release_models() -> None:
+    """Each arm loads its own target + adapter: drop them, or the demo's memory grows by one model per arm."""
+    import gc
+
+    from tuneshift_hf import loading
+
+    loading.clear()
+    gc.collect()
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("TUNESHIFT_CACHE") or Path.home() / ".cache" / "tuneshift")
 
@@ -81,6 +91,7 @@ def run_demo(registry: Any, preset: str, out: Path, n_seeds: int | None, models:
     teacher = stage("teacher", lambda: build_teacher(domain, models["teacher_base"], cache,
                                                      recipe=teacher_recipe or RECIPE),
                     lambda t: {"accuracy": t["accuracy"], "general_intact": t["general_intact"]})
+    release_models()
     ctx = {"out": out, "settings": settings, "evals": evals, "registry": registry,
            "private": [{"prompt": r["prompt"], "response": r["response"]} for r in private],
            "inputs": {"teacher_base": models["teacher_base"], "teacher_adapter": teacher["adapter"],
@@ -93,6 +104,7 @@ def run_demo(registry: Any, preset: str, out: Path, n_seeds: int | None, models:
                            lambda r: {"accuracy": r["accuracy"], **({"pairs": r["dataset_size"]}
                                                                      if "dataset_size" in r else {})})
             results[arm].append(result)
+            release_models()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     summary = reporting.summarise(preset, seeds, teacher, results, time.time() - started, peak)
     runs = [out / "arms" / f"tuneshift-s{s}" / "run" for s in seeds]
