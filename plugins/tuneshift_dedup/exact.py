@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 
 from tuneshift.kinds import Deduper, Duplicate
-
-
-def normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+from tuneshift.text import normalise
 
 
 def text_hash(text: str) -> str:

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..kinds import ModelSpec
 from ..rundir import read_jsonl
+from ..text import normalise
 from .train import trained_target
 
 if TYPE_CHECKING:
     from ..runner import Run
-
-
-def normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
 
 
 def is_correct(response: str | None, expected: str) -> bool:
