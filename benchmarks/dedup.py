@@ -15,6 +15,7 @@ import json
 import os
 import random
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -52,6 +53,8 @@ def main() -> None:
     ap.add_argument("--subset", type=int, default=3000)
     ap.add_argument("--threshold", type=float, default=0.95)
     ap.add_argument("--quick", action="store_true", help="20k prompts, 1500 in the subset")
+    ap.add_argument("--embeddings", default=None, help="a .npy file: reuse the embeddings of an earlier run")
+    ap.add_argument("--check-ivf", action="store_true", help="also compare IVF with an exact flat search at full size")
     args = ap.parse_args()
     if args.quick:
         args.n, args.subset = 20_000, 1500
@@ -65,9 +68,17 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     prompts, planted = make_prompts(args.n, planted=args.n // 50)
     model = SentenceTransformer(default_model(), device="cpu", local_files_only=True)
+    cached = Path(args.embeddings) if args.embeddings else None
     t0 = time.perf_counter()
-    vectors = model.encode(prompts, batch_size=256, normalize_embeddings=True, convert_to_numpy=True).astype("float32")
-    embed_s = time.perf_counter() - t0
+    if cached and cached.exists():
+        vectors, embed_s = np.load(cached), float(json.loads(cached.with_suffix(".json").read_text())["seconds"])
+    else:
+        vectors = model.encode(prompts, batch_size=256, normalize_embeddings=True,
+                               convert_to_numpy=True).astype("float32")
+        embed_s = time.perf_counter() - t0
+        if cached:
+            np.save(cached, vectors)
+            cached.with_suffix(".json").write_text(json.dumps({"seconds": embed_s}))
 
     def faiss_step(v: np.ndarray, exact_limit: int = 20_000):
         index = build_index(v, exact_limit)
@@ -90,6 +101,10 @@ def main() -> None:
     as_naive = lambda vs: [None if v is None else v[1] for v in vs]  # noqa: E731
     same_flat = as_naive(faiss_step(sub)) == [None if v is None else v[0] for v in naive]
     same_ivf = as_naive(faiss_step(sub, exact_limit=0)) == [None if v is None else v[0] for v in naive]
+    agreement = None
+    if args.check_ivf and len(vectors) > 20_000:  # IVF against exact search on the full set (about a minute)
+        exact = faiss_step(vectors, exact_limit=len(vectors))
+        agreement = sum((a is None) == (b is None) for a, b in zip(verdicts, exact)) / len(exact)
     print(json.dumps({
         "n": args.n, "threshold": args.threshold, "threads": torch.get_num_threads(), "loadavg": os.getloadavg(),
         "embed_seconds": round(embed_s, 2), "faiss_step_seconds": round(faiss_s, 3),
@@ -98,6 +113,7 @@ def main() -> None:
         "naive_subset": args.subset, "naive_subset_seconds": round(naive_s, 3),
         "naive_scaled_seconds": round(naive_scaled, 1), "speedup_vs_naive": round(naive_scaled / faiss_s, 1),
         "identical_decisions_on_subset": {"flat": same_flat, "ivf": same_ivf},
+        "ivf_vs_exact_keep_drop_agreement_full": agreement,
         "planted": len(planted), "planted_recall": round(recall, 4),
         "distinct_prompts_marked_duplicate": false_dups,
         "planted_similarity": {"min": round(min(sims), 4), "median": round(float(np.median(sims)), 4)},
