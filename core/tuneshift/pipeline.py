@@ -53,6 +53,7 @@ def execute(run: Run) -> dict[str, Any]:
 
 def timed(run: Run, stage: str, round_: int | None, fn: Callable[[], Any], total: int | None = None) -> Any:
     run.hook.on_stage_start(stage=stage, round=round_, total=total)
+    run.current_stage = stage
     start = time.perf_counter()
     result = fn()
     seconds = time.perf_counter() - start

@@ -92,10 +92,10 @@ class Run:
                                  trust_remote_code=t.trust_remote_code)
         self.target = (ModelSpec(base=self.cfg.target.model, trust_remote_code=self.cfg.target.trust_remote_code)
                        if self.cfg.target else None)
-        self.teacher_sampling = Sampling(max_new_tokens=self.cfg.run.max_new_tokens, seed=self.cfg.run.seed)
-        self.eval_sampling = Sampling(max_new_tokens=self.cfg.run.max_new_tokens, seed=self.cfg.run.seed)
+        self.greedy = Sampling(max_new_tokens=self.cfg.run.max_new_tokens, seed=self.cfg.run.seed)
         self.context = Context(teacher=self.teacher, target=self.target, seed=self.cfg.run.seed,
                                work_dir=str(self.dir.state / "plugins"),
+                               progress=lambda n: self.hook.on_progress(stage=self.current_stage, advance=n),
                                generate=lambda m, p, s: self.generate(m, p, s, stage="expand"),
                                cached=lambda ns, xs, fn, batch_size=8: self.cache.map(
                                    ["plugin", ns], xs, fn, batch_size, self.progress("expand")))
@@ -104,6 +104,7 @@ class Run:
         self.impl: dict[str, Implementation] = {k: instantiate(registry, self.raw, k, selected, self.context)
                                                 for k in kinds}
         self.candidates: list[Candidate] = []
+        self.current_stage = ""  # what implementations' progress reports count towards
         self.timings: dict[str, float] = {}
         self.cache: Cache | None = None
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 def run(run: "Run", round_: int, fresh: list[Candidate]) -> list[Candidate]:
     todo = [c for c in fresh if c.fate == "pending"]
-    answers = run.generate(run.teacher, [c.prompt for c in todo], run.teacher_sampling, stage="answer")
+    answers = run.generate(run.teacher, [c.prompt for c in todo], run.greedy, stage="answer")
     for cand, ans in zip(todo, answers, strict=True):
         if ans.error is not None or not (ans.text or "").strip():
             cand.fate, cand.reason = "generation_error", ans.error or "empty answer"

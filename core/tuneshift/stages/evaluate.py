@@ -41,6 +41,6 @@ def run(run: "Run") -> dict[str, Any] | None:
             models["target_after"] = after
     result: dict[str, Any] = {"n": len(rows)}
     for label, model in models.items():
-        answers = run.generate(model, [r["prompt"] for r in rows], run.eval_sampling, stage=f"eval:{label}")
+        answers = run.generate(model, [r["prompt"] for r in rows], run.greedy, stage=f"eval:{label}")
         result[label] = sum(is_correct(a.text, r["answer"]) for a, r in zip(answers, rows)) / len(rows)
     return result
