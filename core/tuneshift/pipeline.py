@@ -14,7 +14,6 @@ from collections import Counter
 from dataclasses import asdict
 from typing import Any, Callable
 
-from .errors import TuneshiftError
 from .kinds import Candidate
 from .rundir import read_json, write_json, write_jsonl
 from .runner import Run
@@ -43,7 +42,7 @@ def execute(run: Run) -> dict[str, Any]:
         report = build_report(run, rounds, train_metrics, eval_result)
         write_json(run.dir.report, report)
         write_json(run.dir.run_json, run.provenance(started, "ok", report["counts"], report["rounds"]))
-    except (TuneshiftError, KeyboardInterrupt, Exception) as exc:
+    except (Exception, KeyboardInterrupt) as exc:  # record the failure, then let the CLI report it
         write_json(run.dir.run_json, run.provenance(started, "failed", {}))
         run.hook.on_run_end(out_dir=run.dir.path, status="failed", error=str(exc) or type(exc).__name__)
         raise

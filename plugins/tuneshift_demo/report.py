@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from tuneshift.rundir import atomic_write_text, read_jsonl, write_json
+from tuneshift.rundir import atomic_write_text, read_json, read_jsonl, write_json
 
 from .arms import ARMS
 
@@ -112,7 +112,7 @@ def plot(out: Path, report: dict[str, Any], runs: list[Path]) -> list[str]:
         fig.savefig(out / "scores.png", dpi=110)
         names.append("scores.png")
         plt.close(fig)
-        rounds = [r for r in read_jsonl_json(runs[0] / "report.json")["rounds"] if "proposed" in r]
+        rounds = [r for r in read_json(runs[0] / "report.json")["rounds"] if "proposed" in r]
         fig, ax1 = plt.subplots(figsize=(7, 4))
         ax1.plot([r["round"] for r in rounds], [r["dataset_size"] for r in rounds], "o-", color="#27c")
         ax1.set_xlabel("round")
@@ -128,8 +128,3 @@ def plot(out: Path, report: dict[str, Any], runs: list[Path]) -> list[str]:
         plt.close(fig)
     return names
 
-
-def read_jsonl_json(path: Path) -> Any:
-    import json
-
-    return json.loads(path.read_text())
