@@ -67,6 +67,9 @@ def run(state: State, config_path: Path, out_dir: Path | None, overrides: tuple[
     """Run (or resume) the pipeline described by CONFIG.toml."""
     from .pipeline import execute
     from .runner import Run
+    from .train_command import refuse_multi_process
+
+    refuse_multi_process("run")
 
     out_dir = out_dir or Path("runs") / config_path.stem
     job = Run(config_path, out_dir, list(overrides), state.registry, state.selected).open()
@@ -76,6 +79,22 @@ def run(state: State, config_path: Path, out_dir: Path | None, overrides: tuple[
         job.close()
     click.echo(f"kept {report['dataset_size']} of {report['counts']['candidates']} candidates; "
                f"results in {out_dir}", err=True)
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
+@click.option("--out", "adapter_dir", type=click.Path(path_type=Path), default=None,
+              help="Adapter directory to write (default: RUN_DIR/adapter).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key.")
+@click.pass_obj
+def train(state: State, run_dir: Path, adapter_dir: Path | None, overrides: tuple[str, ...]) -> None:
+    """Train the target on RUN_DIR's dataset.jsonl; under `accelerate launch`, data-parallel on every device."""
+    from .train_command import is_main_process, train_run_dir
+
+    metrics = train_run_dir(state.registry, state.selected, run_dir, adapter_dir, list(overrides))
+    if is_main_process():
+        click.echo(f"trained the target on {metrics['pairs']} pairs; adapter in {adapter_dir or run_dir / 'adapter'}",
+                   err=True)
 
 
 @cli.command()
@@ -103,6 +122,9 @@ def score(state: State, base: str, adapter: str | None, finetuned: str | None, i
 def demo(state: State, preset: str, out_dir: Path, n_seeds: int | None) -> None:
     """The embedded demo: SmolLM2 teacher -> Gemma 3 target, with floor, ceiling and ablations."""
     from .demo import run_demo
+    from .train_command import refuse_multi_process
+
+    refuse_multi_process("demo")
 
     run_demo(state, preset, out_dir, n_seeds)
 

@@ -80,11 +80,12 @@ def _token_logprobs(hidden: Any, targets: Any, head: Any, softcap: float | None)
 
 
 def response_logprobs(model: Any, pad_id: int, rows: list[Encoded],
-                      adapter_names: list[str] | None = None) -> list[Any]:
+                      adapter_names: list[str] | None = None, wrapper: Any = None) -> list[Any]:
     """Per-token log-probabilities of each row's response given its prompt, one forward pass.
 
     Left padded, so responses end together and `logits_to_keep` cuts the rest; position ids count
-    real tokens only, so a row's result does not depend on its batch.
+    real tokens only, so a row's result does not depend on its batch. `wrapper` (a data-parallel
+    wrapper of `model`) runs the forward pass instead, so its gradient hooks see it.
     """
     import torch
 
@@ -96,8 +97,9 @@ def response_logprobs(model: Any, pad_id: int, rows: list[Encoded],
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     kwargs = {"adapter_names": adapter_names} if adapter_names is not None else {}
     with _capture_head_input(model) as captured:
-        out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=longest + 1,
-                    use_cache=False, **kwargs)
+        out = (model if wrapper is None else wrapper)(
+            input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=longest + 1,
+            use_cache=False, **kwargs)
     states = captured.get("hidden")
     states = (states if states is not None else out.logits)[:, :longest]  # predicts the last `longest` tokens
     lengths = torch.tensor([len(r) for _, r in rows], device=device)

@@ -11,15 +11,17 @@ of the LoRA targets). On CUDA the base weights are bfloat16 and peft keeps the
 LoRA weights in float32 (`autocast_adapter_dtype`), so the optimiser updates
 float32 parameters; the loss is computed in float32.
 
-One process only: `accelerate launch` or `torchrun` with several processes is
-not supported yet (each process would train its own copy and race on the same
-checkpoint), and is refused when WORLD_SIZE > 1. Single-process
-`accelerate launch` runs as plain `python`.
+Several processes (`accelerate launch -m tuneshift train RUN_DIR`, torchrun)
+train data-parallel (see parallel.py): each takes its rows of every global
+batch, gradients are all-reduced, and the result matches one process with the
+same batch size and seed (up to float rounding, and LoRA dropout, whose masks
+differ). Only the main process writes checkpoints and the adapter; the others
+wait at a barrier. A checkpoint holds whole tensors, so a training resumes
+with any number of processes.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from pathlib import Path
@@ -28,12 +30,11 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from tuneshift.cache import fingerprint
-from tuneshift.errors import UsageError
 from tuneshift.kinds import ModelSpec, Options, Trainer
 
 from .formatting import encode_pair
+from .parallel import DataParallel
 from .scoring import response_logprobs
-
 
 
 class LoRAOptions(Options):
@@ -83,10 +84,8 @@ class LoRATrainer(Trainer):
 
         from .loading import load_causal_lm, load_tokenizer
 
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise UsageError("the peft-lora trainer runs in one process; a multi-process launch "
-                             "(accelerate launch, torchrun) is not supported yet")
         o = self.options
+        parallel = DataParallel()  # first: it picks this process's device before the model loads
         torch.manual_seed(o.seed)
         tok = load_tokenizer(model.base, model.trust_remote_code)
         base = load_causal_lm(model.base, model.trust_remote_code)
@@ -112,31 +111,38 @@ class LoRATrainer(Trainer):
                 set_peft_model_state_dict(peft_model, state["adapter"])
                 optimiser.load_state_dict(state["optimiser"])
                 first_epoch, losses = state["epoch"] + 1, state["losses"]
+        wrapped = parallel.wrap(peft_model)
         started = time.perf_counter()
         for epoch in range(first_epoch, o.epochs):
             peft_model.train()
-            torch.manual_seed(o.seed * 1000 + epoch)  # dropout of epoch k is the same whether resumed or not
-            epoch_loss, n, pending = 0.0, 0, False
-            for i, batch in enumerate(epoch_batches(encoded, o.batch_size, o.seed * 1000 + epoch)):
-                # the LM head runs on response tokens only: the loss is their mean negative log-likelihood
-                logprobs = response_logprobs(peft_model, tok.pad_token_id, [encoded[j] for j in batch])
-                loss = -torch.cat(logprobs).float().mean()
-                (loss / o.grad_accumulation).backward()
-                pending = (i + 1) % o.grad_accumulation != 0
-                if not pending:
+            # dropout of epoch k is the same whether resumed or not (and differs between processes)
+            torch.manual_seed(o.seed * 1000 + epoch + 1_000_003 * parallel.rank)
+            batches = epoch_batches(encoded, o.batch_size, o.seed * 1000 + epoch)
+            epoch_loss = 0.0
+            for i, batch in enumerate(batches):
+                step = (i + 1) % o.grad_accumulation == 0 or i == len(batches) - 1
+                mine = parallel.shard(batch)
+                rows = [encoded[j] for j in mine or batch[:1]]  # an empty shard still joins the all-reduce
+                with parallel.no_sync(wrapped, sync=step):
+                    # the LM head runs on response tokens only: the loss is their mean negative log-likelihood
+                    logprobs = response_logprobs(peft_model, tok.pad_token_id, rows, wrapper=wrapped)
+                    loss, batch_loss = parallel.loss(logprobs, counted=bool(mine))
+                    (loss / o.grad_accumulation).backward()
+                if step:  # also after the epoch's last, incomplete accumulation
                     optimiser.step()
                     optimiser.zero_grad()
-                epoch_loss, n = epoch_loss + loss.item(), n + 1
-            if pending:  # the epoch's last, incomplete accumulation
-                optimiser.step()
-                optimiser.zero_grad()
-            losses.append(epoch_loss / max(n, 1))
+                epoch_loss += batch_loss
+            losses.append(epoch_loss / max(len(batches), 1))
             self.context.progress(1)
-            ckpt.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"job": job, "epoch": epoch, "losses": losses, "optimiser": optimiser.state_dict(),
-                        "adapter": get_peft_model_state_dict(peft_model)}, str(ckpt) + ".tmp")
-            Path(str(ckpt) + ".tmp").replace(ckpt)
-        peft_model.save_pretrained(out_dir)
-        tok.save_pretrained(out_dir)
+            if parallel.is_main:
+                ckpt.parent.mkdir(parents=True, exist_ok=True)
+                torch.save({"job": job, "epoch": epoch, "losses": losses, "optimiser": optimiser.state_dict(),
+                            "adapter": get_peft_model_state_dict(peft_model)}, str(ckpt) + ".tmp")
+                Path(str(ckpt) + ".tmp").replace(ckpt)
+            parallel.barrier()
+        if parallel.is_main:
+            peft_model.save_pretrained(out_dir)
+            tok.save_pretrained(out_dir)
+        parallel.end()
         return {"epochs": o.epochs, "resumed_from_epoch": first_epoch, "loss_per_epoch": losses,
-                "train_seconds": round(time.perf_counter() - started, 3)}
+                "processes": parallel.world, "train_seconds": round(time.perf_counter() - started, 3)}

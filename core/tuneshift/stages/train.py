@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RunError
-from ..kinds import ModelSpec
+from ..kinds import ModelSpec, Trainer
 from ..rundir import read_json, write_json
 
 if TYPE_CHECKING:
@@ -15,27 +15,41 @@ if TYPE_CHECKING:
 
 
 def run(run: "Run") -> dict[str, Any] | None:
-    """Train unless there is no target, training is off, or a finished adapter is on disk."""
+    """Train unless there is no target, training is off, or a finished adapter is on disk (then its
+    metrics, also when `tuneshift train` made it for a run with training off)."""
     target = run.cfg.target
     done_marker = run.dir.state / "train.done.json"
-    if target is None or not target.train:
+    if target is None:
         return None
     if done_marker.exists() and run.dir.adapter.is_dir():
         return read_json(done_marker)
+    if not target.train:
+        return None
     pairs = [{"prompt": c.prompt, "response": c.response, "weight": 1.0} for c in run.candidates if c.kept]
     if not pairs:
         raise RunError("nothing was kept, so there is nothing to train the target on; lower the threshold")
-    staging = run.dir.path / ".adapter.partial"
-    shutil.rmtree(staging, ignore_errors=True)
     model = ModelSpec(base=target.model, trust_remote_code=target.trust_remote_code)
-    metrics = run.impl["trainer"].train(model, pairs, str(staging), str(run.dir.state / "train"))
-    if not (staging / "adapter_config.json").is_file():
-        raise RunError(f"trainer {run.impl['trainer'].name} wrote no adapter_config.json")
-    shutil.rmtree(run.dir.adapter, ignore_errors=True)
-    staging.rename(run.dir.adapter)
-    metrics = {"pairs": len(pairs), **metrics}
+    metrics = fit(run.impl["trainer"], model, pairs, run.dir.adapter, run.dir.state / "train")
     write_json(done_marker, metrics)
     return metrics
+
+
+def fit(trainer: Trainer, model: ModelSpec, pairs: list[dict[str, Any]], adapter: Path, checkpoints: Path,
+        main: bool = True) -> dict[str, Any]:
+    """Train into a staging directory, then move it into place, so `adapter` is never half written.
+
+    Only the main process of a multi-process launch (`main`) touches the files; the others train."""
+    staging = adapter.parent / f".{adapter.name}.partial"
+    if main:
+        shutil.rmtree(staging, ignore_errors=True)
+    metrics = trainer.train(model, pairs, str(staging), str(checkpoints))
+    if not main:
+        return metrics
+    if not (staging / "adapter_config.json").is_file():
+        raise RunError(f"trainer {trainer.name} wrote no adapter_config.json")
+    shutil.rmtree(adapter, ignore_errors=True)
+    staging.rename(adapter)
+    return {"pairs": len(pairs), **metrics}
 
 
 def trained_target(run: "Run") -> ModelSpec | None:

@@ -1,0 +1,7 @@
+"""`python -m tuneshift`: what `accelerate launch -m tuneshift train RUN_DIR` starts in each process."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
