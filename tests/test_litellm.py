@@ -4,48 +4,23 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import ROOT, TINY, run_cli, tiny_overrides
+from conftest import TINY, run_cli, tiny_overrides
+from serving import serving
 
 KEY = "sk-test-3b9f1c0e"  # must never reach the run directory
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tiny):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; from tuneshift.cli import main; sys.exit(main())",
-                             "serve", "--model", str(tiny["teacher_base"]), "--name", "base",
-                             "--adapter", f"ft={tiny['adapter']}", "--port", str(port), "--api-key", KEY,
-                             "--max-request-bytes", "20000"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/health", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail(f"tuneshift serve did not start: {proc.stderr.read()[-2000:]}")
-    yield {"url": url, "proc": proc}
-    proc.terminate()
-    proc.wait(timeout=10)
+    with serving("--model", str(tiny["teacher_base"]), "--name", "base", "--adapter", f"ft={tiny['adapter']}",
+                 "--max-request-bytes", "20000", key=KEY) as running:
+        yield running
 
 
 def auth() -> dict[str, str]:

@@ -27,11 +27,15 @@ class HFAnswererOptions(Options):
     max_batch_tokens: int = Field(4096, ge=16, description="most (prompt + new) tokens in one batch, all rows")
 
 
-def stop_ids(loaded: Any) -> list[int]:
+def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
     """End of turn: the tokenizer's EOS and whatever the model's generation config calls EOS."""
-    configured = getattr(getattr(loaded.model, "generation_config", None), "eos_token_id", None)
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids = configured if isinstance(configured, list) else [configured]
-    return sorted({i for i in [loaded.tokenizer.eos_token_id, *ids] if isinstance(i, int)})
+    return sorted({i for i in [tokenizer.eos_token_id, *ids] if isinstance(i, int)})
+
+
+def stop_ids(loaded: Any) -> list[int]:
+    return stop_token_ids(loaded.model, loaded.tokenizer)
 
 
 def context_limit(model: Any) -> int:
@@ -43,6 +47,13 @@ class HFAnswerer(Answerer):
     default = True
     description = "transformers generation (the teacher, the target), chat template or a plain one"
     Options = HFAnswererOptions
+
+    def check(self) -> None:
+        from .checks import check_spec
+
+        check_spec(self.context.teacher, warn_no_template=True)  # the teacher's answers are the dataset
+        if self.context.target is not None:
+            check_spec(self.context.target)
 
     def answer(self, model: ModelSpec, prompts: list[str], sampling: Sampling) -> list[Answer]:
         import torch

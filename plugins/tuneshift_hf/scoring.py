@@ -40,7 +40,7 @@ class HFScorerOptions(Options):
 
 
 @contextmanager
-def _capture_head_input(model: Any) -> Iterator[dict[str, Any]]:
+def capture_head_input(model: Any) -> Iterator[dict[str, Any]]:
     """Let the LM head see no positions and keep its input: the log-probabilities are computed from it
     at response tokens only. Does nothing when the head is not a plain Linear (an adapter on lm_head)."""
     import torch
@@ -96,7 +96,7 @@ def response_logprobs(model: Any, pad_id: int, rows: list[Encoded],
     mask = torch.tensor([[0] * (width - len(p) - len(r)) + [1] * (len(p) + len(r)) for p, r in rows], device=device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     kwargs = {"adapter_names": adapter_names} if adapter_names is not None else {}
-    with _capture_head_input(model) as captured:
+    with capture_head_input(model) as captured:
         out = (model if wrapper is None else wrapper)(
             input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=longest + 1,
             use_cache=False, **kwargs)
@@ -123,6 +123,11 @@ class HFScorer(Scorer):
     Options = HFScorerOptions
 
     _mixed_ok: bool | None = None  # learnt on the first adapter batch: does peft mix this adapter?
+
+    def check(self) -> None:
+        from .checks import check_spec
+
+        check_spec(self.context.teacher)
 
     def score(self, model: ModelSpec, pairs: list[tuple[str, str]]) -> list[Score]:
         import torch

@@ -17,8 +17,10 @@ def register_commands(cli):
     @click.option("--port", default=8000, show_default=True, type=int)
     @click.option("--api-key", default=None, envvar="TUNESHIFT_SERVE_API_KEY", help="Require this bearer key.")
     @click.option("--max-request-bytes", default=1 << 20, show_default=True, type=int)
-    def serve(model_path, adapters, name, host, port, api_key, max_request_bytes):
-        """Serve the base model and adapters through /v1/models and /v1/chat/completions."""
+    @click.option("--batch-wait-ms", default=10.0, show_default=True, type=float,
+                  help="How long a request waits for others to share its batch.")
+    def serve(model_path, adapters, name, host, port, api_key, max_request_bytes, batch_wait_ms):
+        """OpenAI-compatible server: /v1/models, /v1/completions, /v1/chat/completions (vLLM's shapes)."""
         from .server import ServeConfig, run
 
-        run(ServeConfig.build(model_path, adapters, name, api_key, max_request_bytes), host, port)
+        run(ServeConfig.build(model_path, adapters, name, api_key, max_request_bytes, batch_wait_ms), host, port)

@@ -1,26 +1,31 @@
 """The OpenAI-compatible app (imported only by `tuneshift serve`): the request's `model` picks the base or a named adapter, as in vLLM.
 
-Requests are answered by the built-in hf answerer one batch at a time (a lock
-serialises access to the model); the API key, when set, is checked on every
-request, and bodies over the size limit are refused before they are read.
+One copy of the base weights serves every adapter; concurrent requests are
+merged into shared batches (batcher.py). Every request passes the guard
+first: the API key, when set, is compared in constant time, and a body over
+the size limit is refused with 413 whether or not it declares its length
+(chunked uploads are counted as they arrive, never buffered past the limit).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import threading
-import time
-import uuid
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from tuneshift.errors import UsageError
-from tuneshift.kinds import Context, ModelSpec, Sampling
+
+from .completions import (ChatRequest, CompletionRequest, adapter_for, chat_response, chat_rows,
+                          completion_response, completion_rows)
+from .engine import adapter_paths
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass
@@ -30,102 +35,127 @@ class ServeConfig:
     adapters: dict[str, str] = field(default_factory=dict)
     api_key: str | None = None
     max_request_bytes: int = 1 << 20
+    batch_wait_ms: float = 10.0
 
     @classmethod
     def build(cls, base: str, adapters: tuple[str, ...], name: str | None, api_key: str | None,
-              max_request_bytes: int) -> "ServeConfig":
+              max_request_bytes: int, batch_wait_ms: float = 10.0) -> "ServeConfig":
         if not Path(base).exists():
             raise UsageError(f"--model {base}: no such file or directory")
-        parsed: dict[str, str] = {}
-        for item in adapters:
-            key, sep, path = item.partition("=")
-            if not sep or not key or not Path(path).is_dir():
-                raise UsageError(f"--adapter {item!r}: expected NAME=DIR with an existing directory")
-            parsed[key] = path
-        return cls(base, name or Path(base).name, parsed, api_key, max_request_bytes)
-
-    def spec(self, model: str) -> ModelSpec | None:
-        if model == self.base_name:
-            return ModelSpec(base=self.base)
-        if model in self.adapters:
-            return ModelSpec(base=self.base, adapter=self.adapters[model])
-        return None
+        return cls(base, name or Path(base).name, adapter_paths(adapters), api_key, max_request_bytes, batch_wait_ms)
 
 
-def _error(status: int, message: str, kind: str = "invalid_request_error"):
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+def error_body(status: int, message: str, kind: str = "invalid_request_error") -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "code": status}}
 
 
-def chat_prompt(messages: list[dict[str, Any]]) -> str:
-    """One user turn for the answerer: a lone user message as is, else the turns as labelled lines."""
-    if len(messages) == 1 and messages[0].get("role") == "user":
-        return str(messages[0].get("content", ""))
-    return "\n".join(f"{m.get('role', 'user')}: {m.get('content', '')}" for m in messages)
+def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+    return JSONResponse(error_body(status, message, kind), status_code=status)
 
 
-def create_app(config: ServeConfig):
-    from tuneshift_hf.answering import HFAnswerer
+class Guard:
+    """ASGI middleware: API key and request size, checked before the app reads anything."""
 
+    def __init__(self, app: Any, api_key: str | None, max_bytes: int) -> None:
+        self.app, self.api_key, self.max_bytes = app, api_key, max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if self.api_key is not None:
+            given = headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), self.api_key.encode()):
+                return await _send(send, 401, error_body(401, "invalid or missing API key", "authentication_error"))
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            return await _send(send, 413, error_body(413, f"request body over {self.max_bytes} bytes"))
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                return await _send(send, 413, error_body(413, f"request body over {self.max_bytes} bytes"))
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _send(send: Any, status: int, payload: dict[str, Any]) -> None:
+    data = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})
+
+
+def create_app(config: ServeConfig) -> Any:
+    from .batcher import MicroBatcher
+    from .engine import Engine
+
+    engine = Engine(config.base, config.adapters)
+    batcher = MicroBatcher(engine, wait_s=config.batch_wait_ms / 1000)
     app = FastAPI(title="tuneshift serve")
-    context = Context(teacher=ModelSpec(base=config.base), target=None, seed=0, work_dir=".")
-    answerer = HFAnswerer(HFAnswerer.Options(), context)
-    lock = threading.Lock()
-    app.state.requests = 0
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and int(length) > config.max_request_bytes:
-            return _error(413, f"request body over {config.max_request_bytes} bytes")
-        if config.api_key is not None:
-            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given.encode(), config.api_key.encode()):
-                return _error(401, "invalid or missing API key", "authentication_error")
-        return await call_next(request)
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return _error(400, f"{where}: {first.get('msg')}" if where else str(first.get("msg")))
+
+    @app.exception_handler(UsageError)
+    async def refused(request: Request, exc: UsageError) -> JSONResponse:
+        return _error(400, str(exc))
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
         names = [config.base_name, *config.adapters]
         return {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "tuneshift"} for n in names]}
 
+    @app.post("/v1/completions")
+    async def completions(request: CompletionRequest) -> Any:
+        adapter = adapter_for(engine, config.base_name, request.model)
+        if adapter is None:
+            return _error(404, f"model {request.model!r} is not served here")
+        if request.stream:
+            return _error(400, "stream is not supported")
+        try:
+            rows = completion_rows(engine, request, adapter)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        return completion_response(engine, request, rows, await batcher.run(rows))
+
     @app.post("/v1/chat/completions")
-    async def chat(request: Request):
-        body = await request.json()
-        spec = config.spec(str(body.get("model", "")))
-        if spec is None:
-            return _error(404, f"model {body.get('model')!r} is not served here")
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            return _error(400, "messages must be a non-empty list")
-        sampling = Sampling(max_new_tokens=int(body.get("max_tokens") or 128),
-                            temperature=float(body.get("temperature") or 0.0), top_p=float(body.get("top_p") or 1.0),
-                            seed=int(body.get("seed") or 0))
-        n = int(body.get("n") or 1)
-        prompt = chat_prompt(messages)
-
-        def work():
-            with lock:
-                return answerer.answer(spec, [prompt] * n, sampling)
-
-        answers = await asyncio.to_thread(work)
-        app.state.requests += 1
-        choices = [{"index": i, "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": a.text or ""}} for i, a in enumerate(answers)]
-        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-                "model": body["model"], "choices": choices,
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
+    async def chat(request: ChatRequest) -> Any:
+        adapter = adapter_for(engine, config.base_name, request.model)
+        if adapter is None:
+            return _error(404, f"model {request.model!r} is not served here")
+        if request.stream:
+            return _error(400, "stream is not supported")
+        rows = chat_rows(engine, request, adapter)
+        return chat_response(engine, request, rows, await batcher.run(rows))
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "requests": app.state.requests}
+        stats = batcher.stats
+        return {"status": "ok", "requests": stats.requests, "batches": stats.batches, "rows": stats.rows}
 
-    return app
+    return Guard(app, config.api_key, config.max_request_bytes)
 
 
 def run(config: ServeConfig, host: str, port: int) -> None:
     import uvicorn
 
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if host not in LOOPBACK:
         import warnings
 
         warnings.warn(f"serving on {host}: reachable from other machines"
