@@ -20,7 +20,7 @@ import tomli_w
 import torch
 from safetensors.torch import load_file
 
-from conftest import ROOT, TINY, run_cli
+from conftest import ROOT, TINY, run_cli, tiny_overrides
 
 sys.path.insert(0, str(TINY))
 from facts import FACTS  # noqa: E402
@@ -121,3 +121,21 @@ def test_train_needs_a_run_directory_with_a_dataset(tiny, tmp_path):
     result = run_cli("train", str(run_dir))
     assert result.returncode == 2 and "empty" in result.stderr.strip().splitlines()[-1]
     assert not (run_dir / "adapter").exists()
+
+
+def test_two_step_recipe_reports_and_evaluates_the_adapter(tiny, tmp_path):
+    """run with training off, train (here in one process), rerun: the report has both."""
+    out = tmp_path / "run"
+    run = ("run", str(TINY / "config.toml"), "--out", str(out), *tiny_overrides(tiny), "--set", "target.train=false")
+    first = run_cli(*run)
+    assert first.returncode == 0, first.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["train"] is None and "target_after" not in report["eval"] and not (out / "adapter").exists()
+
+    trained = run_cli("train", str(out))
+    assert trained.returncode == 0, trained.stderr
+    again = run_cli(*run)
+    assert again.returncode == 0, again.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["train"]["pairs"] == report["dataset_size"] and report["train"]["processes"] == 1
+    assert "target_after" in report["eval"]
