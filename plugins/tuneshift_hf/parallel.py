@@ -16,19 +16,15 @@ loss is the plain token mean, exactly as before.
 
 from __future__ import annotations
 
-import os
-from contextlib import nullcontext
-from typing import Any, ContextManager
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 from tuneshift.errors import UsageError
+from tuneshift.train_command import world_size
 
 SUPPORTED = ("MULTI_GPU", "MULTI_CPU", "MULTI_XPU", "MULTI_NPU", "MULTI_MLU", "MULTI_MUSA", "MULTI_HPU")
 """accelerate distributed types that are plain DDP; FSDP and DeepSpeed shard the weights and the
 optimiser state, which the trainer's checkpoints (one file of whole tensors) do not handle."""
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 class DataParallel:
@@ -79,7 +75,7 @@ class DataParallel:
         scale = self.world / total[1].item() if counted else 0.0
         return -tokens.sum() * scale, (total[0] / total[1]).item()
 
-    def no_sync(self, wrapped: Any, sync: bool) -> ContextManager[Any]:
+    def no_sync(self, wrapped: Any, sync: bool) -> AbstractContextManager[Any]:
         """Skip the gradient all-reduce on micro-batches that accumulate without an optimiser step."""
         return nullcontext() if sync or self.accelerator is None else wrapped.no_sync()
 
