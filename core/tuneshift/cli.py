@@ -98,6 +98,25 @@ def train(state: State, run_dir: Path, adapter_dir: Path | None, overrides: tupl
 
 
 @cli.command()
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (verify.size).")
+@click.pass_obj
+def verify(state: State, run_dir: Path, overrides: tuple[str, ...]) -> None:
+    """Measure, without the private data, how much of the teacher RUN_DIR's trained target learnt."""
+    from .train_command import refuse_multi_process
+    from .verify_command import verify_run_dir
+
+    refuse_multi_process("verify")
+    overall = verify_run_dir(state.registry, state.selected, run_dir, list(overrides))["overall"]
+    if not overall["n"]:
+        click.echo(f"no held-out prompt could be drawn and answered; see {run_dir / 'verification.md'}", err=True)
+        return
+    click.echo(f"agreement with the teacher {overall['agreement']:.3f} (untrained {overall['agreement_before']:.3f}), "
+               f"training lowered the NLL of the teacher's answer on {overall['beats_untrained']:.0%} of "
+               f"{overall['n']} held-out prompts; per region in {run_dir / 'verification.md'}", err=True)
+
+
+@cli.command()
 @click.option("--base", required=True, help="Base model: a local directory or a .gguf file.")
 @click.option("--adapter", default=None, help="PEFT adapter directory of the fine-tuned model.")
 @click.option("--finetuned", default=None, help="A full fine-tuned model instead of an adapter.")

@@ -71,12 +71,21 @@ class EvalSection(_Section):
     path: str | None = None
 
 
+class VerifySection(_Section):
+    """Data-free verification of the trained target on held-out discovered prompts (docs/verification.md)."""
+
+    enabled: bool = Field(True, description="verify after training (when an adapter was trained)")
+    size: int = Field(32, ge=1, description="held-out prompts to draw")
+    regions: int = Field(4, ge=1, description="most regions of knowledge to group them into")
+
+
 class CoreConfig(_Section):
     run: RunSection = RunSection()
     teacher: TeacherSection
     target: TargetSection | None = None
     seeds: SeedsSection
     eval: EvalSection = EvalSection()
+    verify: VerifySection = VerifySection()
 
 
 PATH_KEYS = {("teacher", "base"), ("teacher", "adapter"), ("teacher", "finetuned"),

@@ -200,6 +200,11 @@ class Deduper(Implementation):
         """Optional diversity measures of a set of prompts (an embedding deduper reports cosine distance)."""
         return {}
 
+    def embed(self, texts: list[str]) -> list[list[float]] | None:
+        """Optional: one embedding per text (verification's answer similarity and regions), or None
+        when this deduper has no embeddings."""
+        return None
+
 
 class Scorer(Implementation):
     kind = "scorer"

@@ -1,5 +1,5 @@
 """The method, top to bottom: rounds of expand -> dedup -> answer -> score -> select,
-then train the target and evaluate it.
+then train the target, evaluate it and verify it (data-free).
 
 Each stage of each round is checkpointed in state/round-NNN/STAGE.json; a
 rerun loads finished stages instead of running them, and candidates.jsonl and
@@ -17,7 +17,7 @@ from typing import Any, Callable
 from .kinds import Candidate
 from .rundir import read_json, write_json, write_jsonl
 from .runner import Run
-from .stages import answer, dedup, evaluate, expand, score, select, train
+from .stages import answer, dedup, evaluate, expand, score, select, train, verify
 
 RoundStage = Callable[[Run, int, list[Candidate] | None], list[Candidate]]
 ROUND_STAGES: tuple[tuple[str, RoundStage], ...] = (
@@ -39,7 +39,8 @@ def execute(run: Run) -> dict[str, Any]:
         rounds = run_rounds(run)
         train_metrics = timed(run, "train", None, lambda: train.run(run))
         eval_result = timed(run, "evaluate", None, lambda: evaluate.run(run))
-        report = build_report(run, rounds, train_metrics, eval_result)
+        verification = timed(run, "verify", None, lambda: verify.run(run))
+        report = {**build_report(run, rounds, train_metrics, eval_result), "verification": verification}
         write_json(run.dir.report, report)
         write_json(run.dir.run_json, run.provenance(started, "ok", report["counts"], report["rounds"]))
     except (Exception, KeyboardInterrupt) as exc:  # record the failure, then let the CLI report it

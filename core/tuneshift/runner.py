@@ -28,6 +28,8 @@ from .stages.seeds import load_seeds
 
 # keys that may change between a run and its resumption without invalidating the work done
 EXTENSIBLE_KEYS = {("run", "rounds"), ("run", "target_size"), ("eval", "path")}
+FREE_SECTIONS = ("verify",)
+"""Sections that only measure the finished run, so they may change freely too."""
 
 
 def library_versions() -> dict[str, str | None]:
@@ -136,7 +138,7 @@ class Run:
         self.dir.close()
 
     def _job_fingerprint(self) -> str:
-        raw = {s: (dict(v) if isinstance(v, dict) else v) for s, v in self.raw.items()}
+        raw = {s: (dict(v) if isinstance(v, dict) else v) for s, v in self.raw.items() if s not in FREE_SECTIONS}
         for section, key in EXTENSIBLE_KEYS:
             raw.get(section, {}).pop(key, None)
         chosen = {k: impl.identity() for k, impl in self.impl.items()}
@@ -147,7 +149,7 @@ class Run:
         mine = self._job_fingerprint()
         if marker.exists() and read_json(marker).get("fingerprint") != mine:
             raise UsageError(f"output {self.dir.path}: holds a run of another config or plugin choice; "
-                             "use a new --out (only run.rounds, run.target_size and eval.path may change)")
+                             "use a new --out (only run.rounds, run.target_size, eval.path and [verify] may change)")
         write_json(marker, {"fingerprint": mine})
 
     # -- events ---------------------------------------------------------------

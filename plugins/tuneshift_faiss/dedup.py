@@ -147,6 +147,10 @@ class StFaissDedup(Deduper):
                 kept_so_far.append(prompts[i])
         return out
 
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """Normalised sentence embeddings (from the on-disk store where known)."""
+        return self._embed(texts).tolist()
+
     def diversity(self, prompts: list[str]) -> dict[str, float]:
         """Mean pairwise cosine distance of the prompts' embeddings (0: all alike)."""
         if len(prompts) < 2:
