@@ -60,8 +60,8 @@ def test_output_that_is_a_file(tmp_path, tiny):
 @pytest.mark.parametrize("content, fragment", [
     ("", "no seed prompts"),
     ('{"prompt": "ok"}\n{"prompt": broken\n', "line 2: not valid JSON"),
-    ('{"prompt": 3}\n', "seed 1: expected a string or an object"),
-    ('[1, 2]\n', "seed 1: expected a string"),
+    ('{"prompt": 3}\n', "line 1: 'prompt' is int, expected a string"),
+    ('\n{"prompt": "ok"}\n\n[1, 2]\n', "line 4: expected a string"),
     ('{"prompt": "  "}\n', "empty prompt"),
 ])
 def test_bad_seeds(tmp_path, content, fragment):

@@ -13,6 +13,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
+from .errors import RunError
+
 T = TypeVar("T")
 SMALL_FILE = 4 << 20  # files up to this size are identified by content
 
@@ -45,9 +47,13 @@ def model_identity(*paths: str | None) -> list[Any]:
 
 class Cache:
     def __init__(self, path: Path) -> None:
-        self.db = sqlite3.connect(path, timeout=30)
-        self.db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        self.db.commit()
+        self.path = path
+        try:
+            self.db = sqlite3.connect(path, timeout=30)
+            self.db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self.db.commit()
+        except sqlite3.Error as exc:
+            raise RunError(f"cannot open the cache {path}: {exc}") from None
         self.hits = 0
         self.misses = 0
 
@@ -56,9 +62,13 @@ class Cache:
         return None if row is None else json.loads(row[0])
 
     def put_many(self, items: list[tuple[str, Any]]) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO calls VALUES (?, ?)",
-                            [(k, json.dumps(v, ensure_ascii=False)) for k, v in items])
-        self.db.commit()
+        try:
+            self.db.executemany("INSERT OR REPLACE INTO calls VALUES (?, ?)",
+                                [(k, json.dumps(v, ensure_ascii=False)) for k, v in items])
+            self.db.commit()
+        except sqlite3.Error as exc:  # a full disk, mostly: the batches committed before stay valid
+            self.db.rollback()
+            raise RunError(f"cannot write the cache {self.path}: {exc}") from None
 
     def map(self, namespace: Any, inputs: Sequence[Any], compute: Callable[[list[Any]], list[Any]],
             batch_size: int, on_done: Callable[[int], None] = lambda n: None) -> list[Any]:

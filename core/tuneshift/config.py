@@ -133,6 +133,8 @@ def load(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
     raw = apply_overrides(raw, list(overrides))
     for section, key in PATH_KEYS:
         value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
+        if isinstance(value, str) and "\0" in value:
+            raise UsageError(f"config: {section}.{key}: a path cannot contain a NUL character")
         if isinstance(value, str) and value and not Path(value).is_absolute():
             raw[section][key] = str((path.parent / value).resolve())
     return raw

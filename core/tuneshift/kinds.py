@@ -169,6 +169,12 @@ class Implementation:
         """What, besides inputs, determines this implementation's outputs (used in cache keys)."""
         return {"name": self.name, "options": self.options.model_dump(mode="json")}
 
+    def check(self) -> None:
+        """Cheap checks of the inputs (model files, settings), raising UsageError.
+
+        Called before the run directory is touched, so a bad input leaves nothing behind; load no
+        model here: a resumed run may need none."""
+
     def close(self) -> None:
         """Release models and connections."""
 

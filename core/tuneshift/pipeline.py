@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import asdict
 from typing import Any, Callable
 
+from .errors import TuneshiftError
 from .kinds import Candidate
 from .rundir import read_json, write_json, write_jsonl
 from .runner import Run
@@ -44,7 +45,10 @@ def execute(run: Run) -> dict[str, Any]:
         write_json(run.dir.report, report)
         write_json(run.dir.run_json, run.provenance(started, "ok", report["counts"], report["rounds"]))
     except (Exception, KeyboardInterrupt) as exc:  # record the failure, then let the CLI report it
-        write_json(run.dir.run_json, run.provenance(started, "failed", {}))
+        try:
+            write_json(run.dir.run_json, run.provenance(started, "failed", {}))
+        except TuneshiftError:  # a full disk fails this write too: report the first failure, not this one
+            pass
         run.hook.on_run_end(out_dir=run.dir.path, status="failed", error=str(exc) or type(exc).__name__)
         raise
     run.hook.on_run_end(out_dir=run.dir.path, status="ok", error=None)

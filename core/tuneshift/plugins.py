@@ -150,8 +150,10 @@ class Registry:
     def usable(self, kind: str) -> list[Entry]:
         return [e for e in self.entries if e.kind == kind and e.cls is not None]
 
-    def find(self, name: str) -> Entry:
-        """The implementation called `name`, or a usage error naming the closest names."""
+    def find(self, name: str, where: str = "--plugin") -> Entry:
+        """The implementation called `name`, or a usage error naming the closest names.
+
+        `where` says where the name came from (`--plugin`, or a config key), so the message points there."""
         for entry in self.entries:
             if entry.name == name and entry.kind != "unknown":
                 if entry.cls is None:
@@ -160,7 +162,7 @@ class Registry:
         for entry in self.entries:
             if entry.name == name:
                 raise UsageError(f"plugin {name!r} cannot be used: {entry.status}")
-        raise UsageError(unknown_name_message("--plugin", name, self.known_names()))
+        raise UsageError(unknown_name_message(where, name, self.known_names()))
 
     def choose(self, kind: str, selected: list[str], configured: str | None) -> Entry:
         """The implementation of `kind`: a --plugin of that kind, else the config's `use`, else the default."""
@@ -169,7 +171,7 @@ class Registry:
             if entry.kind == kind:
                 return entry
         if configured:
-            entry = self.find(configured)
+            entry = self.find(configured, f"config: {kind}.use =")
             if entry.kind != kind:
                 raise UsageError(f"{kind}.use = {configured!r} names a {entry.kind}, not a {kind}")
             return entry

@@ -47,6 +47,11 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 
 def read_jsonl(path: Path, what: str = "file") -> list[Any]:
     """Every line of a JSONL file; a malformed line is a usage error naming its number."""
+    return [row for _, row in read_jsonl_numbered(path, what)]
+
+
+def read_jsonl_numbered(path: Path, what: str = "file") -> list[tuple[int, Any]]:
+    """(line number, value) of every non-blank line, so a later check can name the line it rejects."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{what} {path}: no such file")
@@ -57,9 +62,11 @@ def read_jsonl(path: Path, what: str = "file") -> list[Any]:
                 if not line.strip():
                     continue
                 try:
-                    rows.append(json.loads(line))
+                    rows.append((number, json.loads(line)))
                 except json.JSONDecodeError as exc:
                     raise UsageError(f"{what} {path}, line {number}: not valid JSON ({exc.msg})") from None
+                except RecursionError:
+                    raise UsageError(f"{what} {path}, line {number}: nested too deeply") from None
     except UnicodeDecodeError:
         raise UsageError(f"{what} {path}: not UTF-8 text") from None
     return rows

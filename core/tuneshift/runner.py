@@ -24,12 +24,22 @@ from .errors import UsageError
 from .kinds import KINDS, Answer, Candidate, Context, Implementation, ModelSpec, Sampling, Score
 from .plugins import Registry
 from .rundir import RunDir, atomic_write_text, read_json, write_json
+from .stages.evaluate import load_eval
 from .stages.seeds import load_seeds
 
 # keys that may change between a run and its resumption without invalidating the work done
 EXTENSIBLE_KEYS = {("run", "rounds"), ("run", "target_size"), ("eval", "path")}
 FREE_SECTIONS = ("verify",)
 """Sections that only measure the finished run, so they may change freely too."""
+
+
+def is_gguf(path: Path) -> bool:
+    """Whether a model file starts with the GGUF magic bytes (the one file format a model may have)."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4) == b"GGUF"
+    except OSError:
+        return False
 
 
 def library_versions() -> dict[str, str | None]:
@@ -105,6 +115,8 @@ class Run:
         registry.validate_selected(selected)
         self.impl: dict[str, Implementation] = {k: instantiate(registry, self.raw, k, selected, self.context)
                                                 for k in kinds}
+        for impl in self.impl.values():
+            impl.check()
         self.candidates: list[Candidate] = []
         self.current_stage = ""  # what implementations' progress reports count towards
         self.timings: dict[str, float] = {}
@@ -117,6 +129,14 @@ class Run:
         for key, value in named:
             if value and not Path(value).exists():
                 raise UsageError(f"config: {key} = {value}: no such file or directory")
+            if value and key != "teacher.adapter" and Path(value).is_file() and not is_gguf(Path(value)):
+                raise UsageError(f"config: {key} = {value}: not a GGUF file (bad magic bytes); "
+                                 "give a model directory or a .gguf file")
+        if t.adapter and not (Path(t.adapter) / "adapter_config.json").is_file():
+            raise UsageError(f"config: teacher.adapter = {t.adapter}: no adapter_config.json "
+                             "(not a PEFT adapter directory)")
+        if self.cfg.eval.path:
+            load_eval(self.cfg.eval.path)  # read now, not after training
 
     # -- lifetime -------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 `openai/NAME`, `hosted_vllm/NAME`, `ollama/NAME`, ... with `api_base` for a
 self-hosted server. Requests run concurrently (asyncio, a semaphore), retry
-with backoff, and are cached by fingerprint (model, endpoint, parameters,
+with exponential backoff (`retries`, `backoff`; a refused key or a bad request
+is not retried), and are cached by fingerprint (model, endpoint, parameters,
 request text; never the key), so a rerun sends nothing. The API key comes
 from the environment variable named by `api_key_env` (or litellm's own
 variables) and is never written anywhere.
@@ -33,8 +34,9 @@ class LitellmOptions(Options):
     positives: int = Field(6, ge=1)
     negatives: int = Field(3, ge=0)
     concurrency: int = Field(4, ge=1)
-    retries: int = Field(3, ge=0)
-    timeout: float = Field(60.0, gt=0)
+    retries: int = Field(3, ge=0, description="retries of a failed request (not of a refused key)")
+    backoff: float = Field(1.0, ge=0, description="seconds before the first retry, doubling after each")
+    timeout: float = Field(60.0, gt=0, description="seconds per request")
 
 
 class LitellmParaphrase(Expander):
@@ -43,7 +45,7 @@ class LitellmParaphrase(Expander):
     Options = LitellmOptions
 
     def identity(self) -> dict[str, Any]:
-        return {"name": self.name, **self.options.model_dump(mode="json", exclude={"concurrency", "timeout"})}
+        return {"name": self.name, **self.options.model_dump(mode="json", exclude={"concurrency", "timeout", "backoff"})}
 
     def _api_key(self) -> str | None:
         env = self.options.api_key_env
@@ -79,17 +81,32 @@ class LitellmParaphrase(Expander):
         return list(await asyncio.gather(*(one(t) for t in texts)))
 
     async def _call(self, text: str, key: str | None) -> str:
+        """One request, retried here (litellm's and the SDK's own retries off, so the count is exact)."""
         import litellm
 
         o = self.options
         common = {"model": o.model, "api_base": o.api_base, "api_key": key, "temperature": o.temperature,
-                  "max_tokens": o.max_tokens, "timeout": o.timeout, "num_retries": o.retries}
-        try:
-            if o.api == "chat":
-                reply = await litellm.acompletion(messages=[{"role": "user", "content": text}], **common)
-                return reply.choices[0].message.content or ""
-            reply = await litellm.atext_completion(prompt=text, **common)
-            return reply.choices[0].text or ""
-        except Exception as exc:  # litellm wraps every provider failure; report it in one line
-            detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-            raise RunError(f"expander {self.name}: {o.model} failed after {o.retries} retries: {detail}") from None
+                  "max_tokens": o.max_tokens, "timeout": o.timeout, "num_retries": 0, "max_retries": 0}
+        for attempt in range(o.retries + 1):
+            try:
+                if o.api == "chat":
+                    reply = await litellm.acompletion(messages=[{"role": "user", "content": text}], **common)
+                    return reply.choices[0].message.content or ""
+                reply = await litellm.atext_completion(prompt=text, **common)
+                return reply.choices[0].text or ""
+            except Exception as exc:  # litellm wraps every provider failure; report it in one line
+                if attempt < o.retries and _transient(exc):
+                    await asyncio.sleep(o.backoff * 2 ** attempt)
+                    continue
+                detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+                raise RunError(f"expander {self.name}: {o.model} failed after {attempt} retries: {detail}") from None
+        raise AssertionError("unreachable")
+
+
+def _transient(exc: Exception) -> bool:
+    """Whether retrying may help: not for a refused key, a bad request or an unknown model."""
+    import litellm
+
+    permanent = (litellm.AuthenticationError, litellm.PermissionDeniedError, litellm.BadRequestError,
+                 litellm.NotFoundError, litellm.UnprocessableEntityError)
+    return not isinstance(exc, permanent)

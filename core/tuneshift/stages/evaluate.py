@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..kinds import ModelSpec
-from ..rundir import read_jsonl
+from ..rundir import read_jsonl_numbered
 from ..text import normalise
 from .train import trained_target
 
@@ -20,8 +20,9 @@ def is_correct(response: str | None, expected: str) -> bool:
 
 
 def load_eval(path: str) -> list[dict[str, str]]:
-    rows = read_jsonl(path, "eval")
-    for number, row in enumerate(rows, 1):
+    numbered = read_jsonl_numbered(path, "eval")
+    rows = [row for _, row in numbered]
+    for number, row in numbered:
         if not (isinstance(row, dict) and isinstance(row.get("prompt"), str) and isinstance(row.get("answer"), str)):
             raise UsageError(f"eval {path}, line {number}: expected an object with string 'prompt' and 'answer'")
     if not rows:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UsageError
-from ..rundir import read_jsonl
+from ..rundir import read_jsonl_numbered
 
 PROMPT_KEYS = ("prompt", "instruction", "question", "text")
 
@@ -31,9 +31,8 @@ def _read_file(path: Path) -> list[str]:
     if not path.is_file():
         raise UsageError(f"seeds {path}: no such file")
     if path.suffix == ".jsonl":
-        rows = read_jsonl(path, "seeds")
         out = []
-        for number, row in enumerate(rows, 1):
+        for number, row in read_jsonl_numbered(path, "seeds"):
             if isinstance(row, str):
                 out.append(row)
                 continue
@@ -42,8 +41,11 @@ def _read_file(path: Path) -> list[str]:
                 if key and isinstance(row[key], str):
                     out.append(row[key])
                     continue
+                if key:
+                    raise UsageError(f"seeds {path}, line {number}: {key!r} is {type(row[key]).__name__}, "
+                                     "expected a string")
             raise UsageError(
-                f"seeds {path}, seed {number}: expected a string or an object with a string "
+                f"seeds {path}, line {number}: expected a string or an object with a string "
                 f"'prompt', got {type(row).__name__}"
             )
         return out
