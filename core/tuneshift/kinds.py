@@ -91,6 +91,9 @@ class Decision:
     keep: bool
     value: float
     reason: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Merged into the candidate's extra; `train_spans` ([start, end) character spans of the response)
+    reaches dataset.jsonl and limits a trainer's loss to those parts of the answer."""
 
 
 @dataclass
@@ -142,6 +145,8 @@ class Context:
     work_dir: str
     progress: Callable[[int], None] = lambda advance: None
     generate: Callable[[ModelSpec, list[str], Sampling], list[Answer]] | None = None
+    score: Callable[[ModelSpec, list[tuple[str, str]]], list[Score]] | None = None
+    """score(model, pairs): the run's scorer through its fingerprint cache (a selector's reference set)."""
     cached: Callable[..., list[Any]] | None = None
     """cached(namespace, inputs, compute, batch_size): compute(batch) -> JSON values, only for inputs
     not yet in the run's fingerprint cache; `namespace` must say everything besides the input that
@@ -226,6 +231,10 @@ class Selector(Implementation):
     def decide(self, scored: list[Candidate], kept: list[Candidate]) -> list[Decision]:
         """Keep or drop each newly scored candidate; `kept` holds what earlier rounds kept."""
         raise NotImplementedError
+
+    def summary(self) -> dict[str, Any]:
+        """What the selection learnt (a calibrated threshold, an estimated false-keep rate) for report.json."""
+        return {}
 
 
 class Trainer(Implementation):

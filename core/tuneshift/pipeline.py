@@ -30,6 +30,12 @@ ROUND_STAGES: tuple[tuple[str, RoundStage], ...] = (
 )
 
 DATASET_FIELDS = ("id", "round", "prompt", "response", "score", "nll_finetuned", "nll_base", "ppl_ratio", "origin")
+DATASET_EXTRA = ("train_spans",)
+"""Keys of a candidate's extra that dataset.jsonl carries (for the trainer) when a selector set them."""
+
+
+def dataset_row(c: Candidate) -> dict[str, Any]:
+    return {**{k: getattr(c, k) for k in DATASET_FIELDS}, **{k: c.extra[k] for k in DATASET_EXTRA if k in c.extra}}
 
 
 def execute(run: Run) -> dict[str, Any]:
@@ -125,7 +131,7 @@ def run_one_round(run: Run, round_: int) -> list[Candidate]:
 
 def write_outputs(run: Run) -> None:
     write_jsonl(run.dir.candidates, (asdict(c) for c in run.candidates))
-    write_jsonl(run.dir.dataset, ({k: getattr(c, k) for k in DATASET_FIELDS} for c in run.candidates if c.kept))
+    write_jsonl(run.dir.dataset, (dataset_row(c) for c in run.candidates if c.kept))
 
 
 def build_report(run: Run, rounds: list[dict[str, Any]], train_metrics: dict | None,
@@ -136,7 +142,7 @@ def build_report(run: Run, rounds: list[dict[str, Any]], train_metrics: dict | N
         "dataset_size": fates.get("kept", 0),
         "counts": {"candidates": len(run.candidates), **fates},
         "rounds": rounds,
-        "selection": {"selector": selector.name, **selector.options.model_dump(mode="json")},
+        "selection": {"selector": selector.name, **selector.options.model_dump(mode="json"), **selector.summary()},
         "train": train_metrics,
         "eval": eval_result,
     }

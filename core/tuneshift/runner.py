@@ -109,6 +109,7 @@ class Run:
                                work_dir=str(self.dir.state / "plugins"),
                                progress=lambda n: self.hook.on_progress(stage=self.current_stage, advance=n),
                                generate=lambda m, p, s: self.generate(m, p, s, stage="expand"),
+                               score=lambda m, pairs: self.score_pairs(m, pairs, stage="select"),
                                cached=lambda ns, xs, fn, batch_size=8: self.cache.map(
                                    ["plugin", ns], xs, fn, batch_size, self.progress("expand")))
         kinds = [k for k in KINDS if k != "trainer" or self.cfg.target is not None]

@@ -22,6 +22,7 @@ from .errors import UsageError
 from .kinds import Context, ModelSpec
 from .plugins import Registry
 from .rundir import RunDir, read_jsonl, write_json
+from .stages.train import fit, training_pair
 
 RANK_VARIABLES = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
 WORLD_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
@@ -57,7 +58,7 @@ def load_pairs(path: Path) -> list[dict[str, Any]]:
     for number, row in enumerate(read_jsonl(path, "dataset"), 1):
         if not (isinstance(row, dict) and isinstance(row.get("prompt"), str) and isinstance(row.get("response"), str)):
             raise UsageError(f"dataset {path}, line {number}: expected an object with string 'prompt' and 'response'")
-        pairs.append({"prompt": row["prompt"], "response": row["response"], "weight": 1.0})
+        pairs.append(training_pair(row["prompt"], row["response"], row))
     if not pairs:
         raise UsageError(f"dataset {path}: empty, so there is nothing to train the target on")
     return pairs
@@ -67,7 +68,6 @@ def train_run_dir(registry: Registry, selected: list[str], run_dir: Path, out: P
                   overrides: list[str]) -> dict[str, Any]:
     """Train the run's target on its dataset into `out` (default RUN_DIR/adapter); returns the metrics."""
     from .runner import instantiate
-    from .stages.train import fit
 
     snapshot = run_dir / "config.toml"
     if not snapshot.is_file():

@@ -34,3 +34,22 @@ def end_of_turn(tokenizer: Any, answer: str) -> str:
     if getattr(tokenizer, "chat_template", None):
         return answer
     return answer.split(PLAIN_END, 1)[0].strip()
+
+
+def response_spans(tokenizer: Any, response: str) -> list[tuple[int, int]]:
+    """Each response token's [start, end) characters in `response`, tokenised as encode_pair does."""
+    prefix = "" if getattr(tokenizer, "chat_template", None) else " "
+    offsets = tokenizer(prefix + response, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return [(max(0, a - len(prefix)), max(0, b - len(prefix))) for a, b in offsets]
+
+
+def span_weights(tokenizer: Any, response: str, spans: list[list[int]], n_tokens: int) -> list[float]:
+    """1.0 for each response token that overlaps a [start, end) character span of `response`, else 0.0.
+
+    Spans come from another model's tokens (a selector scored the teacher's tokens), so they are
+    carried as characters and mapped onto this tokenizer's tokens by offsets. Tokens past the
+    response's text (an appended EOS) keep weight 1: the model still learns where to stop.
+    """
+    weights = [1.0 if any(start < b and a < end for a, b in spans) else 0.0
+               for start, end in response_spans(tokenizer, response)]
+    return (weights + [1.0] * n_tokens)[:n_tokens]

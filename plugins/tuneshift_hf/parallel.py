@@ -57,7 +57,7 @@ class DataParallel:
         """This process's rows of a global batch, strided so that each gets short and long rows."""
         return batch[self.rank::self.world]
 
-    def loss(self, logprobs: list[Any], counted: bool = True) -> tuple[Any, float]:
+    def loss(self, logprobs: list[Any], counted: bool = True, weights: list[Any] | None = None) -> tuple[Any, float]:
         """The loss to backpropagate here, and the whole global batch's mean token NLL (for the log).
 
         `counted` is False for a stand-in row: a process whose shard is empty (a last batch with fewer
@@ -65,15 +65,21 @@ class DataParallel:
         import torch
 
         tokens = torch.cat(logprobs).float()
+        if weights is not None:  # per-token weights (a selector's train spans): a weighted token mean
+            w = torch.cat(weights).to(tokens)
+            tokens = tokens * w
+            count = w.sum()
+        else:
+            count = torch.tensor(float(tokens.numel()))
         if self.accelerator is None:
-            loss = -tokens.mean()
+            loss = -tokens.mean() if weights is None else -tokens.sum() / count.clamp(min=1e-9)
             return loss, loss.item()
         own = torch.zeros(2, dtype=torch.float64, device=tokens.device)
         if counted:
-            own[0], own[1] = -tokens.detach().sum(), tokens.numel()
+            own[0], own[1] = -tokens.detach().sum(), count.item()
         total = self.accelerator.reduce(own, reduction="sum")
-        scale = self.world / total[1].item() if counted else 0.0
-        return -tokens.sum() * scale, (total[0] / total[1]).item()
+        scale = self.world / max(total[1].item(), 1e-9) if counted else 0.0
+        return -tokens.sum() * scale, (total[0] / total[1].clamp(min=1e-9)).item()
 
     def no_sync(self, wrapped: Any, sync: bool) -> AbstractContextManager[Any]:
         """Skip the gradient all-reduce on micro-batches that accumulate without an optimiser step."""

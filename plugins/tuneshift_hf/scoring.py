@@ -25,7 +25,7 @@ from pydantic import Field
 from tuneshift.kinds import ModelSpec, Options, Score, Scorer
 
 from .batching import plan_batches
-from .formatting import encode_pair
+from .formatting import encode_pair, response_spans
 
 Encoded = tuple[list[int], list[int]]
 HEAD_ELEMENTS = 1 << 24
@@ -122,7 +122,13 @@ class HFScorer(Scorer):
     description = "transformers/peft perplexity of the answer under fine-tuned and base (one weights copy)"
     Options = HFScorerOptions
 
-    _mixed_ok: bool | None = None  # learnt on the first adapter batch: does peft mix this adapter?
+    _mixed_ok: bool | None = None
+    OUTPUT_VERSION = 2
+    """Bumped when Score.extra gains fields, so cached scores from an older release are not reused."""
+
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity(), "output": self.OUTPUT_VERSION}
+  # learnt on the first adapter batch: does peft mix this adapter?
 
     def check(self) -> None:
         from .checks import check_spec
@@ -151,7 +157,7 @@ class HFScorer(Scorer):
             rows = [encoded[i] for i in batch]
             ft, b = self._both(rows, finetuned, base)
             for i, lp_ft, lp_b in zip(batch, ft, b):
-                results[i] = self._result(lp_ft, lp_b)
+                results[i] = self._result(lp_ft, lp_b, finetuned.tokenizer, pairs[i][1])
         return results  # type: ignore[return-value]
 
     def _both(self, rows: list[Encoded], finetuned: Any, base: Any) -> tuple[list[Any], list[Any]]:
@@ -192,12 +198,15 @@ class HFScorer(Scorer):
         the response's likelihoods."""
         own = [encode_pair(base.tokenizer, p, r) for p, r in pairs]
         ft, b = self._logprobs(finetuned, encoded), self._logprobs(base, own)
-        return [self._result(lp_ft, lp_b) for lp_ft, lp_b in zip(ft, b)]
+        return [self._result(lp_ft, lp_b, finetuned.tokenizer, r) for lp_ft, lp_b, (_, r) in zip(ft, b, pairs)]
 
-    def _result(self, lp_ft: Any, lp_b: Any) -> Score:
+    def _result(self, lp_ft: Any, lp_b: Any, tokenizer: Any = None, response: str = "") -> Score:
         n = int(lp_ft.numel())
-        extra = {}
+        extra: dict[str, Any] = {"min_logprob_finetuned": float(lp_ft.min())}  # the least confident token
         if self.options.token_logprobs:
-            extra = {"token_logprobs_finetuned": lp_ft.tolist(), "token_logprobs_base": lp_b.tolist()}
+            extra.update({"token_logprobs_finetuned": lp_ft.tolist(), "token_logprobs_base": lp_b.tolist()})
+            spans = response_spans(tokenizer, response) if tokenizer is not None else []
+            if len(spans) == n:
+                extra["token_spans"] = [list(span) for span in spans]
         return Score(nll_finetuned=-float(lp_ft.double().sum()) / n, nll_base=-float(lp_b.double().sum()) / n,
                      n_tokens=n, extra=extra)

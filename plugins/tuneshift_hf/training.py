@@ -32,7 +32,7 @@ from pydantic import Field, field_validator
 from tuneshift.cache import fingerprint
 from tuneshift.kinds import ModelSpec, Options, Trainer
 
-from .formatting import encode_pair
+from .formatting import encode_pair, span_weights
 from .parallel import DataParallel
 from .scoring import response_logprobs
 
@@ -92,13 +92,17 @@ class LoRATrainer(Trainer):
         lora = LoraConfig(r=o.rank, lora_alpha=o.alpha, lora_dropout=o.dropout, target_modules=o.target_modules,
                           bias="none", task_type="CAUSAL_LM")
         peft_model = get_peft_model(base, lora, autocast_adapter_dtype=True)  # float32 LoRA on bf16 weights
-        encoded = []
+        encoded, weights = [], []
         for pair in pairs:
             p, r = encode_pair(tok, pair["prompt"], pair["response"], add_eos=True)
             if len(p) + len(r) > o.max_length:  # keep the prompt's end and the response's start
                 r = r[: o.max_length // 2]
                 p = p[-(o.max_length - len(r)):]
             encoded.append((p, r))
+            spans = pair.get("train_spans")
+            weights.append(None if spans is None else span_weights(tok, pair["response"], spans, len(r)))
+        weighted = any(w is not None for w in weights)
+        weights = [w if w is not None else [1.0] * len(r) for w, (_, r) in zip(weights, encoded)]
         optimiser = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=o.learning_rate)
         ckpt = Path(checkpoint_dir) / "checkpoint.pt"
         # the number of epochs is left out: a job trained for fewer epochs resumes into a longer one
@@ -126,7 +130,8 @@ class LoRATrainer(Trainer):
                 with parallel.no_sync(wrapped, sync=step):
                     # the LM head runs on response tokens only: the loss is their mean negative log-likelihood
                     logprobs = response_logprobs(peft_model, tok.pad_token_id, rows, wrapper=wrapped)
-                    loss, batch_loss = parallel.loss(logprobs, counted=bool(mine))
+                    row_weights = [torch.tensor(weights[j]) for j in mine or batch[:1]] if weighted else None
+                    loss, batch_loss = parallel.loss(logprobs, counted=bool(mine), weights=row_weights)
                     (loss / o.grad_accumulation).backward()
                 if step:  # also after the epoch's last, incomplete accumulation
                     optimiser.step()

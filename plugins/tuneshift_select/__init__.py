@@ -1,1 +1,1 @@
-"""Built-in selectors: the paper's perplexity gap in ratio and difference form."""
+"""Built-in selectors: the paper's perplexity gap (ratio, difference), calibrated, confident-gap, token-excess."""

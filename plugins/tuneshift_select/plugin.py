@@ -3,7 +3,10 @@ import tuneshift
 
 @tuneshift.hookimpl
 def register_selectors(register):
+    from .calibrated import Calibrated
+    from .confident import ConfidentGap
+    from .excess import TokenExcess
     from .gap import PplDiff, PplRatio
 
-    register(PplRatio)
-    register(PplDiff)
+    for selector in (PplRatio, PplDiff, Calibrated, ConfidentGap, TokenExcess):
+        register(selector)

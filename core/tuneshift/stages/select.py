@@ -18,5 +18,6 @@ def run(run: "Run", round_: int, fresh: list[Candidate]) -> list[Candidate]:
         cand.score = dec.value
         cand.fate = "kept" if dec.keep else "below_threshold"
         cand.reason = dec.reason or None
+        cand.extra.update(dec.extra)
     run.progress("select")(len(scored))
     return fresh

@@ -25,13 +25,21 @@ def run(run: "Run") -> dict[str, Any] | None:
         return read_json(done_marker)
     if not target.train:
         return None
-    pairs = [{"prompt": c.prompt, "response": c.response, "weight": 1.0} for c in run.candidates if c.kept]
+    pairs = [training_pair(c.prompt, c.response, c.extra) for c in run.candidates if c.kept]
     if not pairs:
         raise RunError("nothing was kept, so there is nothing to train the target on; lower the threshold")
     model = ModelSpec(base=target.model, trust_remote_code=target.trust_remote_code)
     metrics = fit(run.impl["trainer"], model, pairs, run.dir.adapter, run.dir.state / "train")
     write_json(done_marker, metrics)
     return metrics
+
+
+def training_pair(prompt: str, response: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """A trainer's pair; `train_spans`, when a selector set them, limit the loss to those parts of the answer."""
+    pair: dict[str, Any] = {"prompt": prompt, "response": response, "weight": 1.0}
+    if extra.get("train_spans") is not None:
+        pair["train_spans"] = extra["train_spans"]
+    return pair
 
 
 def fit(trainer: Trainer, model: ModelSpec, pairs: list[dict[str, Any]], adapter: Path, checkpoints: Path,

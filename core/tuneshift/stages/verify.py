@@ -123,7 +123,8 @@ def per_char(score: Score, response: str, nll: float) -> float:
 def knowledge_flags(run: "Run", answered: list[tuple[str, str]], scores: list[Score]) -> list[bool]:
     """Which held-out answers the run's selector would have kept: the knowledge the teacher has and its base lacks."""
     cands = [Candidate(id=-1 - i, round=VERIFY_ROUND, prompt=p, origin="verify", response=r,
-                       nll_finetuned=s.nll_finetuned, nll_base=s.nll_base, ppl_ratio=ppl_ratio(s.nll_base, s.nll_finetuned))
+                       nll_finetuned=s.nll_finetuned, nll_base=s.nll_base, ppl_ratio=ppl_ratio(s.nll_base, s.nll_finetuned),
+                       extra={"n_tokens": s.n_tokens, **s.extra})  # what the score stage gives selectors
              for i, ((p, r), s) in enumerate(zip(answered, scores, strict=True))]
     decisions = run.impl["selector"].decide(cands, [c for c in run.candidates if c.kept])
     return [d.keep for d in decisions]
