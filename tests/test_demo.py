@@ -59,6 +59,25 @@ def test_plots_and_markdown(demo):
     assert "| tuneshift |" in (out / "report.md").read_text()
 
 
+def test_verification_is_set_beside_the_truth(demo):
+    """Every arm verified on its seed's tuneshift held-out prompts; agreement and its rank correlation reported."""
+    out, report, _ = demo
+    v = report["verification"]
+    assert v["points"] == 10 and set(v["arms"]) == set(report["arms"]) and v["measure"] == "agreement"
+    for row in v["arms"].values():
+        assert len(row["per_seed"]) == 2 and all(0 <= a <= 1 for a in row["per_seed"]) and row["held_out"] > 0
+    assert v["spearman"] is None or -1 <= v["spearman"] <= 1
+    for seed in (0, 1):  # the untrained target cannot beat itself
+        zero = json.loads((out / "arms" / f"zero_shot-s{seed}" / "verification.json").read_text())
+        assert zero["overall"]["beats_untrained"] == 0 and zero["model"]["adapter"] is None
+    own = json.loads((out / "arms" / "tuneshift-s0" / "run" / "report.json").read_text())["verification"]
+    assert own["embeddings"] == "st-faiss" and 0 <= own["overall"]["similarity"] <= 1.0001
+    assert json.loads((out / "arms" / "tuneshift-s0" / "verification.json").read_text())["overall"] == own["overall"]
+    md = (out / "report.md").read_text()
+    assert "## Data-free verification" in md and "Spearman" in md and "(agreement.png)" in md
+    assert (out / "agreement.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_private_data_is_out_of_the_pipelines_reach(demo, tmp_path):
     """The pipeline arm's config names no private file, and reruns identically with private/ gone."""
     out, _, _ = demo

@@ -26,4 +26,8 @@ def run_demo(state: Any, preset: str, out_dir: Path, n_seeds: int | None) -> Non
                   f"{report['teacher']['general_intact']}/{report['teacher']['general_checked']}; "
                   f"recovery {report['recovery']:.3f} (std {report['recovery_std']:.3f}); "
                   f"{report['wall_seconds']:.0f} s, peak RSS {report['peak_rss_mb']:.0f} MB")
+    rho = (report.get("verification") or {}).get("spearman")
+    if rho is not None:
+        console.print(f"data-free verification: agreement ranks the arms with Spearman {rho:.2f} against the "
+                      "true held-out accuracy")
     console.print(f"report: {out_dir / 'report.md'}")

@@ -8,6 +8,7 @@ from typing import Any
 
 from tuneshift.rundir import atomic_write_text, read_json, read_jsonl, write_json
 
+from . import verification
 from .arms import ARMS
 
 
@@ -72,6 +73,7 @@ def markdown(report: dict[str, Any], plots: list[str]) -> str:
         verdict = "beats" if c["beats"] else "does NOT beat"
         lines.append(f"- tuneshift {verdict} {other} by more than twice the std: margin {c['margin']:+.3f}, "
                      f"2 x std {c['twice_std']:.3f}.")
+    lines += verification.markdown(report)
     lines += ["", f"Wall time {report['wall_seconds']:.0f} s, peak RSS {report['peak_rss_mb']:.0f} MB.", ""]
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
@@ -126,5 +128,5 @@ def plot(out: Path, report: dict[str, Any], runs: list[Path]) -> list[str]:
         fig.savefig(out / "rounds.png", dpi=110)
         names.append("rounds.png")
         plt.close(fig)
-    return names
+    return names + verification.plot(out, report)
 

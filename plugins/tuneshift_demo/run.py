@@ -18,6 +18,7 @@ from typing import Any
 from tuneshift.rundir import write_jsonl
 
 from . import report as reporting
+from . import verification
 from .arms import ARMS, run_arm
 from .domain import PRESETS, build
 from .teacher import RECIPE, build_teacher
@@ -105,8 +106,11 @@ def run_demo(registry: Any, preset: str, out: Path, n_seeds: int | None, models:
                                                                      if "dataset_size" in r else {})})
             results[arm].append(result)
             release_models()
+    checks = stage("verification", lambda: verification.verify_arms(ARMS, seeds, ctx, release_models),
+                   lambda c: {"arms": len(c)})
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     summary = reporting.summarise(preset, seeds, teacher, results, time.time() - started, peak)
+    summary["verification"] = verification.summarise(results, checks)
     runs = [out / "arms" / f"tuneshift-s{s}" / "run" for s in seeds]
     reporting.write(out, summary, runs)
     (out / "teacher.json").write_text(json.dumps(teacher, indent=2))
