@@ -81,3 +81,15 @@ def test_search_matches_the_naive_loop(exact_limit):
     slow = naive_first_of_group(vectors, threshold)
     assert [None if f is None else f[1] for f in fast] == [None if s is None else s[0] for s in slow]
     assert sum(f is not None for f in fast) > 100  # the planted groups produced duplicates
+
+
+def test_embeddings_cluster_prompts_by_topic(tmp_path):
+    """Deduper.embed gives the verify stage unit vectors whose clusters follow the topic."""
+    from tuneshift.agreement import kmeans
+
+    texts = ["What is the capital of Zorbia?", "Who founded Zorbia?", "Which currency is used in Zorbia?",
+             "How do I bake sourdough bread at home?", "What flour is best for baking bread?"]
+    vectors = make(tmp_path).embed(texts)
+    assert len(vectors) == 5 and all(abs(sum(x * x for x in v) - 1) < 1e-4 for v in vectors)
+    labels = kmeans(vectors, 2, seed=0)
+    assert labels[0] == labels[1] == labels[2] != labels[3] == labels[4]
