@@ -172,6 +172,11 @@ case("generator server refusing connections", 1, "failed after 1 retries: litell
     lambda j: j.litellm(f"http://127.0.0.1:{closed_port()}/v1"))
 
 
+@case("API key variable not set", 2, "expander.api_key_env: the environment variable TS_NOT_SET is not set")
+def _no_key(j: Job) -> None:
+    j.litellm(f"http://127.0.0.1:{closed_port()}/v1", **{"expander.api_key_env": "TS_NOT_SET"})
+
+
 def _with_server(mode: str, **server: object) -> Setup:
     def setup(j: Job) -> None:
         j.server = FakeLLM(mode, **server).__enter__()  # stopped by the test

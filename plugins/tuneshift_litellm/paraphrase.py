@@ -47,6 +47,9 @@ class LitellmParaphrase(Expander):
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, **self.options.model_dump(mode="json", exclude={"concurrency", "timeout", "backoff"})}
 
+    def check(self) -> None:
+        self._api_key()  # a missing key variable is bad input: refuse before the run starts
+
     def _api_key(self) -> str | None:
         env = self.options.api_key_env
         if env is None:
