@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from conftest import ROOT, TINY, run_cli, tiny_overrides
+from conftest import TINY, run_cli, tiny_overrides
 from fake_llm import FakeLLM, closed_port
 from tuneshift import cli
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from tuneshift import config
 from tuneshift.errors import UsageError
 from tuneshift.kinds import KINDS
@@ -34,8 +33,7 @@ toml_texts = st.lists(toml_fragments | st.text(max_size=30), max_size=10).map("\
 
 
 def write(data: bytes, suffix: str) -> Path:
-    fh = tempfile.NamedTemporaryFile(suffix=suffix, delete=False)
-    with fh:
+    with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as fh:
         fh.write(data)
     return Path(fh.name)
 

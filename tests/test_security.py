@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, run_cli, tiny_overrides
+from conftest import TINY, tiny_overrides
 from tuneshift.config import CoreConfig
 from tuneshift.errors import UsageError
 from tuneshift.kinds import ModelSpec

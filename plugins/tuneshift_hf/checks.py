@@ -31,14 +31,14 @@ def check_model_dir(path: str) -> None:
 
 def _shapes(files: list[Path]) -> dict[str, list[int]]:
     """Tensor name -> shape, read from the safetensors headers only."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     out: dict[str, list[int]] = {}
     for f in files:
         try:
             with safe_open(str(f), framework="pt") as fh:
-                out.update({k: list(fh.get_slice(k).get_shape()) for k in fh.keys()})
-        except Exception as exc:  # safetensors raises its own error types for a damaged header
+                out.update({k: list(fh.get_slice(k).get_shape()) for k in fh.keys()})  # noqa: SIM118
+        except (SafetensorError, OSError) as exc:  # a damaged or truncated header
             raise UsageError(f"model file {f}: not a readable safetensors file ({str(exc)[:200]})") from None
     return out
 
