@@ -70,7 +70,7 @@ def fault_env(fault: dict) -> dict[str, str]:
 
 def test_disk_full_mid_run_is_one_line_and_the_rerun_completes(tiny, tmp_path):
     out = tmp_path / "out"
-    full = run_cli("run", CONFIG, "--out", str(out), *tiny_overrides(tiny),
+    full = run_cli("run", CONFIG, "--out", str(out), *tiny_overrides(tiny, **{"verify.enabled": False}),
                    env=fault_env({"action": "disk_full", "stage": "expand", "round": 1, "at": "end"}))
     assert full.returncode == 1
     assert last_error(full) == (f"error: cannot write {out / 'state' / 'round-001' / 'expand.json'}: "
@@ -80,7 +80,7 @@ def test_disk_full_mid_run_is_one_line_and_the_rerun_completes(tiny, tmp_path):
     round0 = (out / "candidates.jsonl").read_text()
     assert {json.loads(line)["round"] for line in round0.splitlines()} == {0}
 
-    resumed = run_cli("run", CONFIG, "--out", str(out), *tiny_overrides(tiny))
+    resumed = run_cli("run", CONFIG, "--out", str(out), *tiny_overrides(tiny, **{"verify.enabled": False}))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     rows = [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
     assert (out / "candidates.jsonl").read_text().startswith(round0)

@@ -48,7 +48,7 @@ def check_adapter_fits(adapter: str, base: str) -> None:
     weights = Path(adapter) / "adapter_model.safetensors"
     if not weights.is_file():
         raise UsageError(f"adapter {adapter}: no adapter_model.safetensors; tuneshift loads safetensors only")
-    if not Path(base).is_dir():  # a .gguf base: its shapes are known only after conversion
+    if not Path(base).is_dir() or _quantized(base):  # a .gguf or packed base: shapes show only once loaded
         return
     lora = _shapes([weights])
     base_shapes = _shapes(sorted(Path(base).glob("*.safetensors")))
@@ -65,6 +65,13 @@ def check_adapter_fits(adapter: str, base: str) -> None:
             raise UsageError(f"adapter {adapter}: does not fit base {base} ({module}: the adapter expects "
                              f"{wanted[0]}x{wanted[1]}, the base has {target[0]}x{target[1]}); "
                              "was it trained on another base model?")
+
+
+def _quantized(model_dir: str) -> bool:
+    try:
+        return "quantization_config" in json.loads((Path(model_dir) / "config.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def has_chat_template(path: str) -> bool | None:
