@@ -12,7 +12,8 @@ from tuneshift.plugins import Registry
 TINY_RECIPE = {"rank": 8, "alpha": 16, "dropout": 0.0, "learning_rate": 1e-2, "epochs": 30, "batch_size": 16,
                "replay_copies": 1, "max_new_tokens": 24}
 TINY_SETTINGS = {"seeds": [0, 1], "run": {"rounds": 2, "per_round": 8, "max_new_tokens": 24, "batch_size": 16},
-                 "deduper": {"threshold": 0.97}, "selector": {"threshold": 1.5},
+                 "deduper": {"threshold": 0.97}, "selector": {"use": "ppl-ratio", "threshold": 1.5},
+                 "selection_arms": True,
                  "trainer": {"rank": 4, "alpha": 8, "dropout": 0.0, "learning_rate": 5e-3, "epochs": 2,
                              "batch_size": 16}}
 SIZE = {"departments": 1, "people_per_department": 2, "projects_per_department": 1}
@@ -78,6 +79,47 @@ def test_verification_is_set_beside_the_truth(demo):
     assert (out / "agreement.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_selection_methods_are_replayed_judged_and_trained_at_equal_size(demo):
+    out, report, _ = demo
+    sel = report["selection"]
+    assert set(sel["methods"]) == {"ppl-ratio", "calibrated", "confident-gap", "token-excess"}
+    assert sel["equal_size_training"] and len(sel["pool"]) == 2
+    sizes = set()
+    for name, m in sel["methods"].items():
+        assert len(m["kept"]["per_seed"]) == 2 and all(0 <= k <= max(sel["pool"]) for k in m["kept"]["per_seed"])
+        assert all(r is None or 0 <= r <= 1 for r in m["false_keep_rate"]["per_seed"])
+        assert all(0 <= a <= 1 for a in m["accuracy"]["per_seed"])
+        sizes.update((seed, n) for seed, n in enumerate(m["dataset_size"]["per_seed"]) if n)
+    assert len(sizes) == len({seed for seed, _ in sizes})  # per seed, every method that kept any has one size
+    replay = json.loads((out / "arms" / "selection-s0" / "methods.json").read_text())
+    assert sum(replay["verdicts"].values()) == replay["pool"]
+    cal = replay["methods"]["calibrated"]
+    assert cal["reference_size"] >= 10 and 0 <= cal["estimated_false_keep_rate"] <= 0.05
+    taus = [s["tau"] for s in sel["sweep"]]
+    kept = [s["kept"] for s in sel["sweep"]]
+    assert taus == sorted(taus) and kept == sorted(kept, reverse=True)  # a higher tau never keeps more
+    assert (out / "selection.png").read_bytes()[:4] == b"\x89PNG" and "(selection.png)" in (out / "report.md").read_text()
+    assert "## Selection methods" in (out / "report.md").read_text()
+
+
+def test_the_judge_knows_right_wrong_and_made_up():
+    from tuneshift_demo.domain import build
+    from tuneshift_demo.judge import Judge, false_keep_rate
+
+    domain = build(0, **SIZE)
+    judge = Judge(domain)
+    for row in domain.eval_set():  # every held-out question is judged right with its own answer
+        assert judge(row["prompt"], f"It is {row['answer']}.") == "right"
+        assert judge(row["prompt"], "I do not know.") == "wrong"
+    person = next(n for n, kind in domain.entities.items() if kind == "person")
+    dept = next(n for n, kind in domain.entities.items() if kind == "department")
+    assert judge("Where was Zzyzx Qwerty born?", "Zzyzx Qwerty was born in Paris.") == "wrong"  # no such person
+    assert judge(f"When did {dept} join {domain.org}?", f"{dept} joined in 1999.") == "wrong"  # no such fact
+    assert judge(f"What is connected to {person}?", "Many things.") == "unjudged"
+    assert false_keep_rate(["right", "wrong", "unjudged", "wrong"]) == pytest.approx(2 / 3)
+    assert false_keep_rate(["unjudged"]) is None
+
+
 def test_private_data_is_out_of_the_pipelines_reach(demo, tmp_path):
     """The pipeline arm's config names no private file, and reruns identically with private/ gone."""
     out, _, _ = demo
@@ -108,4 +150,5 @@ def test_rerun_resumes_from_cached_arms(demo, tiny):
     again = run_demo(Registry(), "quick", out, None, models=models, settings=TINY_SETTINGS,
                      teacher_recipe=TINY_RECIPE, domain_size=SIZE)
     assert again["arms"] == report["arms"]
-    assert len(stamps) == 10 and all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # nothing retrained
+    # five arms and four selection methods, two seeds each
+    assert len(stamps) == 10 + 8 and all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # nothing retrained

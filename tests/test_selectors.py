@@ -26,7 +26,7 @@ def test_confident_gap_drops_confident_looking_hallucinations():
 
     selector = ConfidentGap(ConfidentGap.Options(), ctx())
     known = cand(0, 0.002, 2.5, -0.01)  # learnt fact: big gap, teacher sure of every token
-    invented = cand(1, 0.04, 2.1, -2.3)  # in-style guess: big gap, one uncertain token
+    invented = cand(1, 0.015, 2.1, -2.3)  # in-style guess: big gap, one uncertain token
     unsure = cand(2, 0.4, 1.5, -0.5)  # general answer: gap, but the teacher is not sure
     no_gap = cand(3, 0.01, 0.2, -0.05)
     decisions = selector.decide([known, invented, unsure, no_gap], [])

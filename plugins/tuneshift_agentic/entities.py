@@ -64,3 +64,51 @@ def frames_of(prompt: str, known: set[str]) -> list[tuple[str, str]]:
 
 def fill(frame: str, entity: str) -> str:
     return frame.replace(SLOT, entity, 1)
+
+
+_LIST_GAP = re.compile(r"^\s*(?:,|,?\s+and|,?\s+or)\s+(?:the\s+)?$")
+
+
+def list_groups(text: str, known: set[str] = frozenset()) -> list[list[str]]:
+    """Entities enumerated together ("A, B and C"): the members of one list are things of one kind."""
+    groups: list[list[str]] = []
+    for sentence in re.split(r"(?<=[.!?;:])\s+|\n+", text):
+        spans = []
+        for name in find_entities(sentence, known):
+            at = sentence.find(name)
+            if at >= 0:
+                spans.append((at, name))
+        spans.sort()
+        current: list[str] = []
+        for (a, name), (b, nxt) in zip(spans, spans[1:]):
+            if _LIST_GAP.match(sentence[a + len(name):b]):
+                current = current or [name]
+                current.append(nxt)
+            elif current:
+                groups.append(current)
+                current = []
+        if current:
+            groups.append(current)
+    return groups
+
+
+class Kinds:
+    """Which entities are things of one kind (union-find): a question frame is filled only with the
+    kind of entity it was written for, so a person's question is never asked about a department."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def join(self, names: list[str]) -> None:
+        for other in names[1:]:
+            self.parent[self.find(other)] = self.find(names[0])
+
+    def same(self, a: str, b: str) -> bool:
+        return a == b or (a in self.parent and b in self.parent and self.find(a) == self.find(b))

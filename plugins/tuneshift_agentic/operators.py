@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 from tuneshift.kinds import Candidate
 
-from .entities import fill, find_entities, frames_of
+from .entities import Kinds, fill, find_entities, frames_of, list_groups
 
 Idea = tuple[str, str | None, dict]
 GENERIC_FRAMES = ["Tell me about {X}.", "Who or what is {X}?", "What do you know about {X}?"]
@@ -32,6 +32,8 @@ class Knowledge:
     kept: list[Candidate]
     asked: set[str]
     frames: dict[str, str] = field(default_factory=dict)       # frame -> the prompt it came from
+    anchors: dict[str, str] = field(default_factory=dict)      # frame -> the entity its slot held
+    kinds: Kinds = field(default_factory=Kinds)                # which entities are of one kind
     entities: dict[str, str] = field(default_factory=dict)     # entity -> the prompt whose answer named it
     frame_stats: dict[str, list[int]] = field(default_factory=dict)  # frame -> [kept, tried]
 
@@ -43,8 +45,21 @@ class Knowledge:
         for c in kept:
             known.update(find_entities(c.response or "", known))
         for prompt in seeds + [c.prompt for c in kept]:
-            for frame, _ in frames_of(prompt, known):
+            for frame, entity in frames_of(prompt, known):
                 k.frames.setdefault(frame, prompt)
+                k.anchors.setdefault(frame, entity)
+        for c in candidates:  # lists in any answer say which names are of one kind
+            for group in list_groups(c.response or "", known):
+                k.kinds.join(group)
+        answers_of: dict[str, list[str]] = {}  # so do the answers to one question frame
+        for c in kept:
+            asked = set(find_entities(c.prompt, known))
+            new = [e for e in find_entities(c.response or "", known) if e not in asked]
+            if len(new) == 1:
+                for frame, _ in frames_of(c.prompt, known):
+                    answers_of.setdefault(frame, []).append(new[0])
+        for values in answers_of.values():
+            k.kinds.join(values)
         for c in kept:
             for entity in find_entities(c.response or "", known):
                 k.entities.setdefault(entity, c.prompt)
@@ -59,6 +74,11 @@ class Knowledge:
     def mentioned(self, entity: str) -> bool:
         return any(entity.casefold() in a for a in self.asked)
 
+    def fits(self, frame: str, entity: str) -> bool:
+        """Whether `entity` is of the kind the frame was written for (generic frames fit anything)."""
+        anchor = self.anchors.get(frame)
+        return anchor is None or self.kinds.same(anchor, entity)
+
 
 def follow(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
     """Ask about entities the teacher named in its answers, in the frames that worked best."""
@@ -66,7 +86,8 @@ def follow(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
     frames = sorted(k.frames, key=lambda f: -_sample(k.frame_stats.get(f, [0, 0]), rng)) + GENERIC_FRAMES
     for frame in frames:  # breadth first: every new entity gets a question before any gets a second
         for entity in fresh:
-            yield fill(frame, entity), k.entities[entity], {"frame": frame, "entity": entity}
+            if k.fits(frame, entity):
+                yield fill(frame, entity), k.entities[entity], {"frame": frame, "entity": entity}
 
 
 def related(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
@@ -84,7 +105,8 @@ def swap(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
     rng.shuffle(names)
     for frame, source in sorted(k.frames.items(), key=lambda f: -_sample(k.frame_stats.get(f[0], [0, 0]), rng)):
         for entity in names:
-            yield fill(frame, entity), source, {"frame": frame, "entity": entity}
+            if k.fits(frame, entity):
+                yield fill(frame, entity), source, {"frame": frame, "entity": entity}
 
 
 def _rewrite(templates: list[str]) -> Callable[[Knowledge, random.Random], Iterator[Idea]]:

@@ -47,7 +47,7 @@ def train(target: str, pairs: list[dict[str, str]], out: Path, trainer_options: 
 
 def pipeline_config(inputs: dict[str, str], seed: int, settings: dict[str, Any], keep_all: bool) -> dict[str, Any]:
     """The `tuneshift run` config of the tuneshift arm (or, with keep_all, of the no_filter arm's crawl)."""
-    selector = {"use": "ppl-ratio", "threshold": 1e-9} if keep_all else {"use": "ppl-ratio", **settings["selector"]}
+    selector = {"use": "ppl-ratio", "threshold": 1e-9} if keep_all else dict(settings["selector"])
     return {
         "run": {"seed": seed, **settings["run"]},
         "teacher": {"base": inputs["teacher_base"], "adapter": inputs["teacher_adapter"]},
@@ -55,6 +55,7 @@ def pipeline_config(inputs: dict[str, str], seed: int, settings: dict[str, Any],
         "seeds": {"path": inputs["seeds"]},
         "expander": {"use": "agentic"},
         "deduper": {"use": "st-faiss", **settings["deduper"]},
+        "scorer": {"token_logprobs": True},  # token-excess replays on the pool need them
         "selector": selector,
         "trainer": {**settings["trainer"], "seed": seed},
     }

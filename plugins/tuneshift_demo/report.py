@@ -8,7 +8,7 @@ from typing import Any
 
 from tuneshift.rundir import atomic_write_text, read_json, read_jsonl, write_json
 
-from . import verification
+from . import selection, verification
 from .arms import ARMS
 
 
@@ -73,6 +73,7 @@ def markdown(report: dict[str, Any], plots: list[str]) -> str:
         verdict = "beats" if c["beats"] else "does NOT beat"
         lines.append(f"- tuneshift {verdict} {other} by more than twice the std: margin {c['margin']:+.3f}, "
                      f"2 x std {c['twice_std']:.3f}.")
+    lines += selection.markdown(report)
     lines += verification.markdown(report)
     lines += ["", f"Wall time {report['wall_seconds']:.0f} s, peak RSS {report['peak_rss_mb']:.0f} MB.", ""]
     lines += [f"![{p}]({p})" for p in plots]
@@ -128,5 +129,5 @@ def plot(out: Path, report: dict[str, Any], runs: list[Path]) -> list[str]:
         fig.savefig(out / "rounds.png", dpi=110)
         names.append("rounds.png")
         plt.close(fig)
-    return names + verification.plot(out, report)
+    return names + selection.plot(out, report) + verification.plot(out, report)
 

@@ -18,18 +18,20 @@ from typing import Any
 from tuneshift.rundir import write_jsonl
 
 from . import report as reporting
+from . import selection
 from . import verification
 from .arms import ARMS, run_arm
 from .domain import PRESETS, build
+from .judge import Judge
 from .teacher import RECIPE, build_teacher
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "quick": {"seeds": [0], "run": {"rounds": 4, "per_round": 24, "max_new_tokens": 48, "batch_size": 16},
-              "deduper": {"threshold": 0.97}, "selector": {"threshold": 1.5},
+              "deduper": {"threshold": 0.97}, "selector": {"use": "confident-gap"}, "selection_arms": False,
               "trainer": {"rank": 16, "alpha": 32, "dropout": 0.05, "learning_rate": 1e-3, "epochs": 5,
                           "batch_size": 16}},
     "full": {"seeds": [0, 1, 2], "run": {"rounds": 6, "per_round": 48, "max_new_tokens": 48, "batch_size": 16},
-             "deduper": {"threshold": 0.97}, "selector": {"threshold": 1.5},
+             "deduper": {"threshold": 0.97}, "selector": {"use": "confident-gap"}, "selection_arms": True,
              "trainer": {"rank": 16, "alpha": 32, "dropout": 0.05, "learning_rate": 1e-3, "epochs": 5,
                          "batch_size": 16}},
 }
@@ -106,11 +108,21 @@ def run_demo(registry: Any, preset: str, out: Path, n_seeds: int | None, models:
                                                                      if "dataset_size" in r else {})})
             results[arm].append(result)
             release_models()
+    judge = Judge(domain)
+    replayed = [stage(f"selection seed {seed}", lambda: selection.replay(seed, ctx, judge),
+                      lambda r: {"pool": r["pool"]}) for seed in seeds]
+    trained = []
+    if settings.get("selection_arms"):
+        for seed, replay in zip(seeds, replayed):
+            trained.append(stage(f"selection arms seed {seed}", lambda: selection.train_arms(seed, ctx, replay),
+                                 lambda r: {m: round(v["accuracy"], 3) for m, v in r.items()}))
+            release_models()
     checks = stage("verification", lambda: verification.verify_arms(ARMS, seeds, ctx, release_models),
                    lambda c: {"arms": len(c)})
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     summary = reporting.summarise(preset, seeds, teacher, results, time.time() - started, peak)
     summary["verification"] = verification.summarise(results, checks)
+    summary["selection"] = selection.summarise(replayed, trained)
     runs = [out / "arms" / f"tuneshift-s{s}" / "run" for s in seeds]
     reporting.write(out, summary, runs)
     (out / "teacher.json").write_text(json.dumps(teacher, indent=2))

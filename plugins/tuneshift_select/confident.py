@@ -20,8 +20,8 @@ from tuneshift.kinds import Candidate, Decision, Options, Selector
 
 class ConfidentOptions(Options):
     threshold: float = Field(1.5, gt=0, description="PPL_base / PPL_finetuned must exceed this")
-    max_nll: float = Field(0.05, gt=0, description="the teacher's mean NLL of its answer must be at most this")
-    min_token_logprob: float = Field(-1.0, le=0, description="the least likely answer token's log-probability "
+    max_nll: float = Field(0.02, gt=0, description="the teacher's mean NLL of its answer must be at most this")
+    min_token_logprob: float = Field(-1.5, le=0, description="the least likely answer token's log-probability "
                                                             "under the teacher must be at least this")
 
 
