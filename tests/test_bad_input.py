@@ -98,7 +98,8 @@ case("unknown key", 2, "unknown key run.colour")(lambda j: j.sets.update({"run.c
 case("unknown plugin option", 2, "unknown key selector.bogus")(lambda j: j.sets.update({"selector.bogus": 1}))
 case("wrong type", 2, "run.rounds: Input should be a valid integer")(lambda j: j.sets.update({"run.rounds": "two"}))
 case("section of wrong type", 2, "[selector] must be a table")(lambda j: j.sets.update({"selector": 3}))
-case("threshold out of range", 2, "selector: threshold -1.0 is out of range")(lambda j: j.sets.update({"selector.threshold": -1}))
+case("threshold out of range", 2, "selector: threshold -1.0 is out of range")(
+    lambda j: j.sets.update({"selector.threshold": -1}))
 case("zero rounds", 2, "run.rounds: Input should be greater than or equal to 1")(
     lambda j: j.sets.update({"run.rounds": 0}))
 case("target size below the seeds", 2, "smaller than the number of seeds")(
@@ -200,7 +201,7 @@ def out_state(path: Path) -> dict[str, bytes] | None:
 def run_job(job: Job, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """Exit code and stderr: in-process when the job needs no environment of its own (no import costs)."""
     if job.env:
-        result = run_cli(*job.argv(), env=job.env)
+        result = run_cli(*job.argv(), env={"OMP_NUM_THREADS": "1", **job.env})
         return result.returncode, result.stderr
     capsys.readouterr()
     code = cli.main(job.argv())

@@ -25,7 +25,7 @@ def litellm_run(tiny, out: Path, url: str, env: dict[str, str] | None = None):
                                             "expander.prompts_per_request": 2, "expander.concurrency": 1,
                                             "expander.retries": 2, "expander.backoff": 0.2,
                                             "expander.api_key_env": "TS_FAULT_KEY", "verify.enabled": False}),
-                   env={"TS_FAULT_KEY": KEY, **(env or {})})
+                   env={"TS_FAULT_KEY": KEY, "OMP_NUM_THREADS": "1", **(env or {})})
 
 
 def last_error(result) -> str:
@@ -64,7 +64,7 @@ def test_generator_server_dies_mid_round_then_the_rerun_continues(tiny, tmp_path
 
 
 def fault_env(fault: dict) -> dict[str, str]:
-    return {"TUNESHIFT_PLUGINS": "fault_plugin", "TS_FAULT": json.dumps(fault),
+    return {"TUNESHIFT_PLUGINS": "fault_plugin", "TS_FAULT": json.dumps(fault), "OMP_NUM_THREADS": "1",
             "PYTHONPATH": str(ROOT / "tests") + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
@@ -80,7 +80,8 @@ def test_disk_full_mid_run_is_one_line_and_the_rerun_completes(tiny, tmp_path):
     round0 = (out / "candidates.jsonl").read_text()
     assert {json.loads(line)["round"] for line in round0.splitlines()} == {0}
 
-    resumed = run_cli("run", CONFIG, "--out", str(out), *tiny_overrides(tiny, **{"verify.enabled": False}))
+    resumed = run_cli("run", CONFIG, "--out", str(out), *tiny_overrides(tiny, **{"verify.enabled": False}),
+                      env={"OMP_NUM_THREADS": "1"})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     rows = [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
     assert (out / "candidates.jsonl").read_text().startswith(round0)

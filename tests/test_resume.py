@@ -25,6 +25,7 @@ from conftest import ROOT, TINY, run_cli, tiny_overrides
 CONFIG = str(TINY / "config.toml")
 OUTPUTS = ("candidates.jsonl", "dataset.jsonl")
 NO_VERIFY = {"verify.enabled": False}  # a free section that only measures the result: left out for time
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # on a busy machine torch's spinning threads cost more than they give
 
 # stage -> the three kills in a row: (round, at, nth)
 KILL_POINTS: dict[str, list[tuple[int | None, str, int]]] = {
@@ -39,7 +40,7 @@ KILL_POINTS: dict[str, list[tuple[int | None, str, int]]] = {
 
 def fault_env(fault: dict | None) -> dict[str, str]:
     path = str(ROOT / "tests") + os.pathsep + os.environ.get("PYTHONPATH", "")
-    return {"TUNESHIFT_PLUGINS": "fault_plugin", "TS_FAULT": json.dumps(fault), "PYTHONPATH": path}
+    return {"TUNESHIFT_PLUGINS": "fault_plugin", "TS_FAULT": json.dumps(fault), "PYTHONPATH": path, **ONE_THREAD}
 
 
 def start_run(tiny, out: Path, fault: dict | None) -> subprocess.Popen:
@@ -61,7 +62,7 @@ def adapter_weights(out: Path) -> dict[str, torch.Tensor]:
 def reference(tiny, tmp_path_factory) -> Path:
     """The uninterrupted run, with the same seeds."""
     out = tmp_path_factory.mktemp("reference") / "out"
-    result = run_cli("run", CONFIG, "--out", str(out), *tiny_overrides(tiny, **NO_VERIFY))
+    result = run_cli("run", CONFIG, "--out", str(out), *tiny_overrides(tiny, **NO_VERIFY), env=ONE_THREAD)
     assert result.returncode == 0, result.stderr
     return out
 
@@ -82,7 +83,7 @@ def test_kill_three_times_and_rerun_equals_an_uninterrupted_run(reference, tiny,
             if (out / name).exists():
                 assert (reference / name).read_text().startswith((out / name).read_text()), name
 
-    result = run_cli("run", CONFIG, "--out", str(out), *tiny_overrides(tiny, **NO_VERIFY))
+    result = run_cli("run", CONFIG, "--out", str(out), *tiny_overrides(tiny, **NO_VERIFY), env=ONE_THREAD)
     assert result.returncode == 0, result.stderr[-3000:]
     for name in OUTPUTS:
         assert (out / name).read_text() == (reference / name).read_text(), name
@@ -107,7 +108,7 @@ def test_a_second_run_on_a_directory_in_use_is_refused(tiny, tmp_path):
     try:
         _, status = os.waitpid(first.pid, os.WUNTRACED)
         assert os.WIFSTOPPED(status), "the first run never stopped"
-        second = run_cli("run", CONFIG, "--out", str(out), *tiny_overrides(tiny, **NO_VERIFY))
+        second = run_cli("run", CONFIG, "--out", str(out), *tiny_overrides(tiny, **NO_VERIFY), env=ONE_THREAD)
         assert second.returncode == 2
         assert second.stderr.strip().splitlines() == [
             f"error: output {out}: another tuneshift run is using it (pid {first.pid})"]
