@@ -110,7 +110,7 @@ class LoRATrainer(Trainer):
                           o.model_dump(mode="json", exclude={"epochs"}), model.base, pairs)
         first_epoch, losses = 0, []
         if ckpt.exists():
-            state = torch.load(ckpt, weights_only=False)
+            state = torch.load(ckpt, weights_only=True)  # plain tensors and numbers: no pickled code runs
             if state["job"] == job and state["epoch"] < o.epochs:
                 set_peft_model_state_dict(peft_model, state["adapter"])
                 optimiser.load_state_dict(state["optimiser"])
