@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 
 from tuneshift.kinds import ExpansionState, Expander, Options, Proposal
 
-from .operators import CRAWL_PRIOR, OPERATORS, Idea, Knowledge, _sample
+from .operators import CRAWL_PRIOR, OPERATORS, Idea, Knowledge, _sample, novel_answers
 
 
 class AgenticOptions(Options):
@@ -39,11 +39,14 @@ class Agentic(Expander):
     Options = AgenticOptions
 
     def operator_stats(self, state: ExpansionState) -> dict[str, list[int]]:
-        """[kept, tried] of this expander's past proposals per operator (duplicates count as tried)."""
+        """[useful, tried] of this expander's past proposals per operator (duplicates count as tried).
+
+        Useful means kept with an answer no earlier kept prompt got: rewording a kept question is
+        kept again but teaches nothing new, and must not win the bandit from the crawl."""
         stats = {op: [0, 0] for op in self.options.operators}
-        for c in state.candidates:
+        for c, new in zip(state.candidates, novel_answers(state.candidates)):
             if c.origin == self.name and c.operator in stats:
-                stats[c.operator][0] += c.kept
+                stats[c.operator][0] += new
                 stats[c.operator][1] += 1
         return stats
 

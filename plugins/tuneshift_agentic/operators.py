@@ -16,7 +16,9 @@ from tuneshift.kinds import Candidate
 from .entities import Kinds, fill, find_entities, frames_of, list_groups
 
 Idea = tuple[str, str | None, dict]
-GENERIC_FRAMES = ["Tell me about {X}.", "Who or what is {X}?", "What do you know about {X}?"]
+GENERIC_FRAMES = ["Tell me about {X}.", "Who or what is {X}?", "What do you know about {X}?", "Who is {X}?",
+                  "What is {X}?", "Where is {X}?", "When did {X} start?", "What does {X} do?"]
+"""Questions that fit any entity (who, what, where, when): they reach relations the seeds never ask."""
 RELATED_FRAMES = ["What is connected to {X}?", "List the people, places and things related to {X}.",
                   "Who works with {X}?", "What belongs to {X}?"]
 PARAPHRASES = ["Could you tell me: {p}", "Quick question. {p}", "I would like to know this. {p}",
@@ -44,7 +46,7 @@ class Knowledge:
         known: set[str] = set()
         for c in kept:
             known.update(find_entities(c.response or "", known))
-        for prompt in seeds + [c.prompt for c in kept]:
+        for prompt in seeds + [c.prompt for c in kept if c.operator not in REWRITES]:
             for frame, entity in frames_of(prompt, known):
                 k.frames.setdefault(frame, prompt)
                 k.anchors.setdefault(frame, entity)
@@ -63,11 +65,11 @@ class Knowledge:
         for c in kept:
             for entity in find_entities(c.response or "", known):
                 k.entities.setdefault(entity, c.prompt)
-        for c in candidates:
+        for c, new in zip(candidates, novel_answers(candidates)):
             frame = c.extra.get("frame")
             if frame:
                 stats = k.frame_stats.setdefault(frame, [0, 0])
-                stats[0] += c.kept
+                stats[0] += new
                 stats[1] += c.fate != "duplicate"
         return k
 
@@ -83,7 +85,9 @@ class Knowledge:
 def follow(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
     """Ask about entities the teacher named in its answers, in the frames that worked best."""
     fresh = [e for e in k.entities if not k.mentioned(e)] or list(k.entities)
-    frames = sorted(k.frames, key=lambda f: -_sample(k.frame_stats.get(f, [0, 0]), rng)) + GENERIC_FRAMES
+    by_sample = lambda f: -_sample(k.frame_stats.get(f, [0, 0]), rng)  # noqa: E731
+    # the frames learnt from questions first; two generic ones so that every entity gets asked something
+    frames = sorted(k.frames, key=by_sample) + sorted(GENERIC_FRAMES, key=by_sample)[:2]
     for frame in frames:  # breadth first: every new entity gets a question before any gets a second
         for entity in fresh:
             if k.fits(frame, entity):
@@ -109,12 +113,29 @@ def swap(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
                 yield fill(frame, entity), source, {"frame": frame, "entity": entity}
 
 
+REWRITES = ("paraphrase", "deepen", "format")
+
+
 def _rewrite(templates: list[str]) -> Callable[[Knowledge, random.Random], Iterator[Idea]]:
     def op(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
         for c in k.kept:
+            if c.operator in REWRITES:  # a rewrite of a rewrite only stacks boilerplate
+                continue
             for t in rng.sample(templates, len(templates)):
                 yield t.format(p=c.prompt), c.prompt, {}
     return op
+
+
+def novel_answers(candidates: list[Candidate]) -> list[bool]:
+    """For each candidate: kept, with an answer (normalised) that no earlier kept candidate had."""
+    seen: set[str] = set()
+    out = []
+    for c in candidates:
+        key = " ".join((c.response or "").casefold().split())
+        out.append(c.kept and key not in seen)
+        if c.kept:
+            seen.add(key)
+    return out
 
 
 OPERATORS: dict[str, Callable[[Knowledge, random.Random], Iterator[Idea]]] = {
