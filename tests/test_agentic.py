@@ -66,14 +66,25 @@ def test_follow_fills_seed_frames_with_entities_from_answers():
 
 
 def test_bandit_moves_budget_to_the_operator_that_keeps():
-    cands = [kept(0, "Who leads Finance?", "Finance is led by Mara Quell. She works with Oren Vale.")]
-    for i in range(1, 21):  # past rounds: 'format' proposals were all dropped, 'follow' ones all kept
+    cands = [kept(0, "Who leads Finance?", "Finance is led by Mara Quell. She works with Oren Vale, Ida Brook and "
+                                           "Tam Rowe.")]
+    for i in range(1, 21):  # past rounds: 'format' proposals were all dropped, 'follow' ones all kept (new answers)
         op = "format" if i % 2 else "follow"
         cands.append(Candidate(id=i, round=1, prompt=f"p{i}", origin="agentic", operator=op,
-                               fate="below_threshold" if op == "format" else "kept", response="x", score=1.0))
+                               fate="below_threshold" if op == "format" else "kept", response=f"x{i}", score=1.0))
     state = ExpansionState(round=2, seeds=["Who leads Finance?"], candidates=cands)
     ops = [p.operator for p in agent(operators=["follow", "format"]).propose(state, 8)]
     assert ops.count("follow") > ops.count("format")
+
+
+def test_rewording_a_kept_question_is_not_a_success():
+    from tuneshift_agentic.operators import novel_answers
+
+    cands = [kept(0, "Who leads Finance?", "Mara Quell leads it."), kept(1, "Please answer: Who leads Finance?",
+                                                                        "Mara  quell leads it."),
+             kept(2, "Who leads Sales?", "Oren Vale leads it."),
+             Candidate(id=3, round=1, prompt="q", origin="agentic", fate="below_threshold", response="New.")]
+    assert novel_answers(cands) == [True, False, True, False]
 
 
 def test_stops_when_nothing_is_new():
