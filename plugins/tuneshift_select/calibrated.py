@@ -17,13 +17,8 @@ from pydantic import Field
 from tuneshift.errors import RunError
 from tuneshift.kinds import Candidate, Decision, Options, Sampling, Selector
 
+from .gap import gap
 from .reference import reference_prompts
-
-
-def gap(form: str, nll_base: float, nll_finetuned: float) -> float:
-    if form == "ratio":
-        return math.exp(min(nll_base - nll_finetuned, 700.0))
-    return math.exp(min(nll_base, 700.0)) - math.exp(min(nll_finetuned, 700.0))
 
 
 def quantile(values: list[float], q: float) -> float:

@@ -17,6 +17,8 @@ from pydantic import Field
 from tuneshift.errors import RunError
 from tuneshift.kinds import Candidate, Decision, Options, Selector
 
+from .gap import gap
+
 
 class ConfidentOptions(Options):
     threshold: float = Field(1.5, gt=0, description="PPL_base / PPL_finetuned must exceed this")
@@ -44,7 +46,7 @@ class ConfidentGap(Selector):
         o = self.options
         out = []
         for cand in scored:
-            ratio = math.exp(min(cand.nll_base - cand.nll_finetuned, 700.0))
+            ratio = gap("ratio", cand.nll_base, cand.nll_finetuned)
             weakest = least_confident(cand)
             if ratio <= o.threshold:
                 reason = f"ratio {ratio:.4g} <= threshold {o.threshold:g}"

@@ -13,6 +13,14 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from tuneshift.kinds import Candidate, Decision, Options, Selector
+from tuneshift.stages.score import ppl_ratio
+
+
+def gap(form: str, nll_base: float, nll_finetuned: float) -> float:
+    """The paper's gap of one answer: PPL_base / PPL_finetuned ("ratio") or PPL_base - PPL_finetuned."""
+    if form == "ratio":
+        return ppl_ratio(nll_base, nll_finetuned)
+    return math.exp(min(nll_base, 700.0)) - math.exp(min(nll_finetuned, 700.0))
 
 
 class GapOptions(Options):
@@ -65,7 +73,7 @@ class PplRatio(_Gap):
     Options = RatioOptions
 
     def value(self, cand: Candidate) -> float:
-        return math.exp(min(cand.nll_base - cand.nll_finetuned, 700.0))
+        return gap("ratio", cand.nll_base, cand.nll_finetuned)
 
 
 class PplDiff(_Gap):
@@ -75,4 +83,4 @@ class PplDiff(_Gap):
     Options = DiffOptions
 
     def value(self, cand: Candidate) -> float:
-        return math.exp(min(cand.nll_base, 700.0)) - math.exp(min(cand.nll_finetuned, 700.0))
+        return gap("difference", cand.nll_base, cand.nll_finetuned)
