@@ -88,10 +88,10 @@ def _cut_at_stop(text: str, stop: str | list[str] | None) -> tuple[str, bool]:
     return text, False
 
 
-def _openai_logprobs(engine: Engine, positions: list[Position], k: int, offset: int) -> dict[str, Any]:
+def _openai_logprobs(engine: Engine, positions: list[Position], k: int) -> dict[str, Any]:
     """The legacy completions `logprobs` object: tokens, their logprobs, top-k maps, text offsets."""
     tokens = [engine.tokenizer.decode([p.token]) for p in positions]
-    offsets, at = [], offset
+    offsets, at = [], 0
     for t in tokens:
         offsets.append(at)
         at += len(t)
@@ -127,7 +127,7 @@ def completion_response(engine: Engine, request: CompletionRequest, rows: list[R
         logprobs = None
         if request.logprobs is not None:
             shown = (result.prompt if request.echo else []) + generated
-            logprobs = _openai_logprobs(engine, shown, request.logprobs, 0)
+            logprobs = _openai_logprobs(engine, shown, request.logprobs)
         choices.append({
             "index": index, "text": prompt_text + text, "logprobs": logprobs,
             "finish_reason": "stop" if stopped else result.finish_reason, "stop_reason": None,

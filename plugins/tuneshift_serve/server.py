@@ -121,13 +121,20 @@ def create_app(config: ServeConfig) -> Any:
         names = [config.base_name, *config.adapters]
         return {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "tuneshift"} for n in names]}
 
-    @app.post("/v1/completions")
-    async def completions(request: CompletionRequest) -> Any:
+    def served(request: CompletionRequest | ChatRequest) -> str | JSONResponse:
+        """The adapter (or BASE) the request's model names, or why it cannot be served here."""
         adapter = adapter_for(engine, config.base_name, request.model)
         if adapter is None:
             return _error(404, f"model {request.model!r} is not served here")
         if request.stream:
             return _error(400, "stream is not supported")
+        return adapter
+
+    @app.post("/v1/completions")
+    async def completions(request: CompletionRequest) -> Any:
+        adapter = served(request)
+        if isinstance(adapter, JSONResponse):
+            return adapter
         try:
             rows = completion_rows(engine, request, adapter)
         except ValueError as exc:
@@ -136,11 +143,9 @@ def create_app(config: ServeConfig) -> Any:
 
     @app.post("/v1/chat/completions")
     async def chat(request: ChatRequest) -> Any:
-        adapter = adapter_for(engine, config.base_name, request.model)
-        if adapter is None:
-            return _error(404, f"model {request.model!r} is not served here")
-        if request.stream:
-            return _error(400, "stream is not supported")
+        adapter = served(request)
+        if isinstance(adapter, JSONResponse):
+            return adapter
         rows = chat_rows(engine, request, adapter)
         return chat_response(engine, request, rows, await batcher.run(rows))
 
