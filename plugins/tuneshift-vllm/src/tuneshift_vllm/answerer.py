@@ -16,7 +16,7 @@ from pydantic import Field
 from tuneshift.errors import RunError, UsageError
 from tuneshift.kinds import Answer, Answerer, ModelSpec, Sampling
 
-from .client import ServerOptions, ServerPool
+from .client import ServerOptions, ServerPool, identity
 
 
 class VLLMAnswererOptions(ServerOptions):
@@ -33,8 +33,7 @@ class VLLMAnswerer(Answerer):
     Options = VLLMAnswererOptions
 
     def identity(self) -> dict[str, Any]:
-        return {"name": self.name,
-                **self.options.model_dump(mode="json", exclude=set(ServerOptions.TRANSPORT) | {"local_fallback"})}
+        return identity(self.name, self.options, {"local_fallback"})
 
     def served_name(self, model: ModelSpec) -> str | None:
         teacher = self.context.teacher

@@ -36,6 +36,11 @@ class ServerOptions(Options):
     """Fields that change how requests travel, not what they return: left out of cache keys."""
 
 
+def identity(name: str, options: ServerOptions, also_exclude: set[str] = frozenset()) -> dict[str, Any]:
+    """A cache identity without the transport fields: moving between servers recomputes nothing."""
+    return {"name": name, **options.model_dump(mode="json", exclude=set(ServerOptions.TRANSPORT) | also_exclude)}
+
+
 class Retryable(Exception):
     pass
 

@@ -18,7 +18,7 @@ from pydantic import Field
 from tuneshift.errors import RunError
 from tuneshift.kinds import ModelSpec, Score, Scorer
 
-from .client import ServerOptions, ServerPool
+from .client import ServerOptions, ServerPool, identity
 
 
 class VLLMScorerOptions(ServerOptions):
@@ -37,8 +37,7 @@ class VLLMScorer(Scorer):
     Options = VLLMScorerOptions
 
     def identity(self) -> dict[str, Any]:
-        return {"name": self.name,
-                **self.options.model_dump(mode="json", exclude=set(ServerOptions.TRANSPORT))}
+        return identity(self.name, self.options)
 
     def score(self, model: ModelSpec, pairs: list[tuple[str, str]]) -> list[Score]:
         from tuneshift_hf.formatting import encode_pair
