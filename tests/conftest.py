@@ -18,6 +18,22 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+# plugin modules that must not take the CLI down: one fails to import, one speaks another plugin API
+BROKEN_PLUGIN = "raise ImportError('this plugin is deliberately broken')\n"
+OLD_API_PLUGIN = '''
+import tuneshift
+from tuneshift.kinds import Deduper
+
+class Old(Deduper):
+    name = "old-dedup"
+    api_version = 0
+
+@tuneshift.hookimpl
+def register_dedupers(register):
+    register(Old)
+'''
+
+
 def _load_build():
     spec = importlib.util.spec_from_file_location("tiny_build", TINY / "build.py")
     module = importlib.util.module_from_spec(spec)

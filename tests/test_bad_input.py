@@ -14,24 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, run_cli, tiny_overrides
+from conftest import BROKEN_PLUGIN, OLD_API_PLUGIN, TINY, run_cli, tiny_overrides
 from fake_llm import FakeLLM, closed_port
 from tuneshift import cli
 
 GOOD = (TINY / "config.toml").read_text()
-BROKEN_PLUGIN = "raise ImportError('this plugin is deliberately broken')\n"
-OLD_API_PLUGIN = '''
-import tuneshift
-from tuneshift.kinds import Deduper
-
-class Old(Deduper):
-    name = "old-dedup"
-    api_version = 0
-
-@tuneshift.hookimpl
-def register_dedupers(register):
-    register(Old)
-'''
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import tuneshift
+from conftest import BROKEN_PLUGIN, OLD_API_PLUGIN
 
 BUILTINS = {"self-generate", "hf-answerer", "exact", "hf-scorer", "ppl-ratio", "ppl-diff", "peft-lora"}
 
@@ -61,19 +62,6 @@ def test_no_plugin_blocks_an_implementation(cli):
     assert result.returncode == 2 and "blocked" in result.stderr
 
 
-BROKEN = "raise ImportError('this plugin is deliberately broken')\n"
-OLD_API = '''
-import tuneshift
-from tuneshift.kinds import Deduper
-
-class Old(Deduper):
-    name = "old-dedup"
-    api_version = 0
-
-@tuneshift.hookimpl
-def register_dedupers(register):
-    register(Old)
-'''
 RAISES_IN_HOOK = '''
 import tuneshift
 
@@ -84,8 +72,8 @@ def register_scorers(register):
 
 
 def test_broken_plugins_are_listed_and_the_cli_keeps_working(cli, tmp_path):
-    (tmp_path / "ts_broken.py").write_text(BROKEN)
-    (tmp_path / "ts_old.py").write_text(OLD_API)
+    (tmp_path / "ts_broken.py").write_text(BROKEN_PLUGIN)
+    (tmp_path / "ts_old.py").write_text(OLD_API_PLUGIN)
     (tmp_path / "ts_raises.py").write_text(RAISES_IN_HOOK)
     env = {"PYTHONPATH": str(tmp_path), "TUNESHIFT_PLUGINS": "ts_broken,ts_old,ts_raises"}
     assert cli("--help", env=env).returncode == 0
@@ -102,7 +90,7 @@ def test_broken_plugins_are_listed_and_the_cli_keeps_working(cli, tmp_path):
 
 
 def test_disable_autoload_keeps_builtins_and_env_plugins(cli, tmp_path):
-    (tmp_path / "ts_old.py").write_text(OLD_API)
+    (tmp_path / "ts_old.py").write_text(OLD_API_PLUGIN)
     env = {"PYTHONPATH": str(tmp_path), "TUNESHIFT_PLUGINS": "ts_old", "TUNESHIFT_DISABLE_PLUGIN_AUTOLOAD": "1"}
     rows = {r["name"] for r in json.loads(cli("plugins", "--json", env=env).stdout)}
     assert BUILTINS <= rows and "old-dedup" in rows
