@@ -40,6 +40,8 @@ def test_report_json_matches_the_contract(demo):
     assert {"preset", "seeds", "teacher", "arms", "recovery", "recovery_std", "wall_seconds", "peak_rss_mb"} <= set(report)
     assert report["preset"] == "quick" and report["seeds"] == [0, 1]
     assert {"model", "accuracy"} <= set(report["teacher"]) and 0 <= report["teacher"]["accuracy"] <= 1
+    right = report["teacher"]["general_right"]  # the known-answer check of general knowledge
+    assert 0 <= right["teacher_where_base_right"] <= min(right["base"], right["teacher"]) <= 8
     assert set(report["arms"]) == {"zero_shot", "ceiling", "tuneshift", "no_filter", "seeds_only"}
     for arm, r in report["arms"].items():
         assert 0 <= r["accuracy"] <= 1 and r["std"] >= 0 and len(r["per_seed"]) == 2

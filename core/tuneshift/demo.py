@@ -22,8 +22,9 @@ def run_demo(state: Any, preset: str, out_dir: Path, n_seeds: int | None) -> Non
         table.add_row(arm, f"{r['accuracy']:.3f}", f"{r['std']:.3f}", str(r.get("dataset_size", "")))
     console = Console(stderr=True)
     console.print(table)
-    console.print(f"teacher accuracy {report['teacher']['accuracy']:.3f}, general answers intact "
-                  f"{report['teacher']['general_intact']}/{report['teacher']['general_checked']}; "
+    right = report["teacher"].get("general_right") or {}
+    console.print(f"teacher accuracy {report['teacher']['accuracy']:.3f}, general questions right "
+                  f"{right.get('teacher', '?')}/{report['teacher']['general_checked']} (base {right.get('base', '?')}); "
                   f"recovery {report['recovery']:.3f} (std {report['recovery_std']:.3f}); "
                   f"{report['wall_seconds']:.0f} s, peak RSS {report['peak_rss_mb']:.0f} MB")
     rho = (report.get("verification") or {}).get("spearman")

@@ -30,7 +30,8 @@ def summarise(preset: str, seeds: list[int], teacher: dict[str, Any], results: d
                          zip(arms["tuneshift"]["per_seed"], arms["zero_shot"]["per_seed"], arms["ceiling"]["per_seed"])]
     report = {
         "preset": preset, "seeds": seeds,
-        "teacher": {k: teacher[k] for k in ("model", "accuracy", "general_intact", "general_checked")},
+        "teacher": {k: teacher[k] for k in ("model", "accuracy", "general_intact", "general_checked", "general_right")
+                    if k in teacher},
         "arms": arms,
         "recovery": (ts - zero) / (ceil - zero) if ceil != zero else 0.0,
         "recovery_std": _std(per_seed_recovery),
@@ -48,6 +49,14 @@ def beats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return {"margin": round(margin, 4), "twice_std": round(spread, 4), "beats": (margin > spread) if known else None}
 
 
+def _general_right(teacher: dict[str, Any]) -> str:
+    right = teacher.get("general_right")
+    if not right:
+        return ""
+    return (f"; right on {right['teacher']} (base: {right['base']}), right on {right['teacher_where_base_right']} "
+            f"of the {right['base']} the base gets right")
+
+
 def write(out: Path, report: dict[str, Any], tuneshift_runs: list[Path]) -> None:
     write_json(out / "report.json", report)
     plots = plot(out, report, tuneshift_runs)
@@ -58,7 +67,7 @@ def markdown(report: dict[str, Any], plots: list[str]) -> str:
     lines = [f"# tuneshift demo ({report['preset']})", "",
              f"Teacher: {report['teacher']['model']}, held-out accuracy {report['teacher']['accuracy']:.2f}, "
              f"general answers identical to the base on {report['teacher']['general_intact']} of "
-             f"{report['teacher']['general_checked']}.", "",
+             f"{report['teacher']['general_checked']}{_general_right(report['teacher'])}.", "",
              "| arm | accuracy | std | per seed | pairs |", "| --- | --- | --- | --- | --- |"]
     for arm, r in report["arms"].items():
         seeds = ", ".join(f"{a:.2f}" for a in r["per_seed"])

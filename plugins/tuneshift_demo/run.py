@@ -93,7 +93,8 @@ def run_demo(registry: Any, preset: str, out: Path, n_seeds: int | None, models:
 
     teacher = stage("teacher", lambda: build_teacher(domain, models["teacher_base"], cache,
                                                      recipe=teacher_recipe or RECIPE),
-                    lambda t: {"accuracy": t["accuracy"], "general_intact": t["general_intact"]})
+                    lambda t: {"accuracy": t["accuracy"], "general_right": t["general_right"]["teacher"],
+                               "base_right": t["general_right"]["base"]})
     release_models()
     ctx = {"out": out, "settings": settings, "evals": evals, "registry": registry,
            "private": [{"prompt": r["prompt"], "response": r["response"]} for r in private],

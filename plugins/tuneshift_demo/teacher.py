@@ -10,6 +10,7 @@ questions exactly as the base does. Cached by fingerprint of recipe and data.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -19,6 +20,7 @@ from tuneshift.kinds import Context, ModelSpec, Sampling
 
 from .domain import Domain
 from .checking import accuracy
+from tuneshift.rundir import write_json
 
 REPLAY_PROMPTS = [
     "What is the capital of France?", "How many days are in a week?", "What colour is the sky on a clear day?",
@@ -32,6 +34,10 @@ CHECK_PROMPTS = [
     "What is the capital of Italy?", "How many hours are in a day?", "What is the freezing point of water?",
     "Which animal says moo?", "What is five times two?", "What is the capital of Japan?",
     "How many continents are there?", "What colour are bananas?"]
+CHECK_ANSWERS = [["Rome"], ["24", "twenty-four"], ["0", "zero", "32"], ["cow"], ["10", "ten"], ["Tokyo"],
+                 ["7", "seven"], ["yellow"]]
+"""Known answers to the check prompts: "intact" means the teacher is right where the base is right
+(answers identical word for word is too strict a test: replay keeps the knowledge, not the wording)."""
 
 RECIPE = {"rank": 16, "alpha": 32, "dropout": 0.05, "learning_rate": 1e-3, "epochs": 8, "batch_size": 16,
           "replay_copies": 3, "max_new_tokens": 48}
@@ -48,14 +54,18 @@ def build_teacher(domain: Domain, base: str, cache: Path, progress: Callable[[in
     home = cache / f"teacher-{key}"
     summary_file = home / "teacher.json"
     if summary_file.exists():
-        return json.loads(summary_file.read_text())
+        summary = json.loads(summary_file.read_text())
+        if "general_right" not in summary:  # cached before the known-answer check existed
+            summary.update(general_check(summary["adapter"], base, cache, recipe))
+            write_json(summary_file, summary)
+        return summary
     ctx = Context(teacher=ModelSpec(base=base), target=None, seed=0, work_dir=str(cache), progress=progress)
     answerer = HFAnswerer(HFAnswerer.Options(batch_size=16), ctx)
     greedy = Sampling(max_new_tokens=recipe["max_new_tokens"])
     base_spec = ModelSpec(base=base)
     replay = [{"prompt": p, "response": a.text} for p, a in
               zip(REPLAY_PROMPTS, answerer.answer(base_spec, REPLAY_PROMPTS, greedy)) if a.text]
-    base_checks = answerer.answer(base_spec, CHECK_PROMPTS, greedy)
+    base_checks = [a.text for a in answerer.answer(base_spec, CHECK_PROMPTS, greedy)]
     pairs = [{"prompt": r["prompt"], "response": r["response"]} for r in private] + replay * recipe["replay_copies"]
     options = LoRATrainer.Options(rank=recipe["rank"], alpha=recipe["alpha"], dropout=recipe["dropout"],
                                   learning_rate=recipe["learning_rate"], epochs=recipe["epochs"],
@@ -66,14 +76,10 @@ def build_teacher(domain: Domain, base: str, cache: Path, progress: Callable[[in
     teacher = ModelSpec(base=base, adapter=str(staging / "adapter"))
     evals = domain.eval_set()
     answers = answerer.answer(teacher, [e["prompt"] for e in evals], greedy)
-    checks = answerer.answer(teacher, CHECK_PROMPTS, greedy)
     summary = {
         "model": "SmolLM2-135M-Instruct + LoRA", "adapter": str(home / "adapter"),
         "accuracy": accuracy([a.text for a in answers], [e["answer"] for e in evals]),
-        "general_intact": sum(a.text == b.text for a, b in zip(checks, base_checks)),
-        "general_checked": len(CHECK_PROMPTS),
-        "general_examples": [{"prompt": p, "base": b.text, "teacher": a.text}
-                             for p, a, b in zip(CHECK_PROMPTS[:3], checks, base_checks)],
+        **general_check(teacher.adapter, base, cache, recipe, base_checks),
         "train": metrics, "recipe": recipe, "private_examples": len(private), "replay_examples": len(replay),
     }
     (staging / "teacher.json").write_text(json.dumps(summary, indent=2))
@@ -81,3 +87,28 @@ def build_teacher(domain: Domain, base: str, cache: Path, progress: Callable[[in
     staging.rename(home)
     shutil.rmtree(cache / f"teacher-{key}.ckpt", ignore_errors=True)
     return summary
+
+
+def general_check(adapter: str, base: str, cache: Path, recipe: dict[str, Any],
+                  base_answers: list[str] | None = None) -> dict[str, Any]:
+    """Does the teacher still know what its base knows? Right/identical counts on the check prompts."""
+    from tuneshift_hf.answering import HFAnswerer
+
+    ctx = Context(teacher=ModelSpec(base=base), target=None, seed=0, work_dir=str(cache))
+    answerer = HFAnswerer(HFAnswerer.Options(batch_size=16), ctx)
+    greedy = Sampling(max_new_tokens=recipe["max_new_tokens"])
+    if base_answers is None:
+        base_answers = [a.text for a in answerer.answer(ModelSpec(base=base), CHECK_PROMPTS, greedy)]
+    teacher_answers = [a.text for a in answerer.answer(ModelSpec(base=base, adapter=adapter), CHECK_PROMPTS, greedy)]
+    right = lambda answers: [any(re.search(rf"\b{re.escape(v.lower())}\b", a.lower()) for v in values)  # noqa: E731
+                             for a, values in zip(answers, CHECK_ANSWERS)]
+    base_right, teacher_right = right(base_answers), right(teacher_answers)
+    return {
+        "general_checked": len(CHECK_PROMPTS),
+        "general_intact": sum(a == b for a, b in zip(teacher_answers, base_answers)),
+        "general_right": {"base": sum(base_right), "teacher": sum(teacher_right),
+                          "teacher_where_base_right": sum(t for t, b in zip(teacher_right, base_right) if b)},
+        "general_examples": [{"prompt": p, "base": b, "teacher": t, "base_right": br, "teacher_right": tr}
+                             for p, b, t, br, tr in zip(CHECK_PROMPTS, base_answers, teacher_answers,
+                                                        base_right, teacher_right)],
+    }
