@@ -31,6 +31,8 @@ class RunSection(_Section):
     rounds: int = Field(3, ge=1, description="rounds of expansion after the seed round")
     per_round: int = Field(16, ge=1, description="prompts proposed per round")
     target_size: int | None = Field(None, ge=1, description="stop once this many pairs are kept")
+    max_per_answer: int | None = Field(None, ge=1, description="keep at most this many pairs with one answer "
+                                       "(normalised); more teach the target one sentence for every question")
     batch_size: int = Field(8, ge=1)
     max_new_tokens: int = Field(64, ge=1, description="length limit of the teacher's answers")
 

@@ -17,8 +17,10 @@ from .entities import Kinds, fill, find_entities, frames_of, list_groups
 
 Idea = tuple[str, str | None, dict]
 GENERIC_FRAMES = ["Tell me about {X}.", "Who or what is {X}?", "What do you know about {X}?", "Who is {X}?",
-                  "What is {X}?", "Where is {X}?", "When did {X} start?", "What does {X} do?"]
-"""Questions that fit any entity (who, what, where, when): they reach relations the seeds never ask."""
+                  "What is {X}?", "Where is {X}?", "When did {X} start?", "What does {X} do?",
+                  "Where is {X} from?", "Where does {X} work?", "Who leads {X}?", "What is {X} part of?"]
+"""Questions that fit any person, place, group or thing (who, what, where, when, part of): they reach
+relations the seeds never ask. Which of them suit which kind of entity is learnt (`probe`)."""
 RELATED_FRAMES = ["What is connected to {X}?", "List the people, places and things related to {X}.",
                   "Who works with {X}?", "What belongs to {X}?"]
 PARAPHRASES = ["Could you tell me: {p}", "Quick question. {p}", "I would like to know this. {p}",
@@ -38,6 +40,7 @@ class Knowledge:
     kinds: Kinds = field(default_factory=Kinds)                # which entities are of one kind
     entities: dict[str, str] = field(default_factory=dict)     # entity -> the prompt whose answer named it
     frame_stats: dict[str, list[int]] = field(default_factory=dict)  # frame -> [kept, tried]
+    kind_stats: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (frame, kind) -> [kept, tried]
 
     @classmethod
     def from_candidates(cls, seeds: list[str], candidates: list[Candidate]) -> "Knowledge":
@@ -67,11 +70,16 @@ class Knowledge:
                 k.entities.setdefault(entity, c.prompt)
         for c, new in zip(candidates, novel_answers(candidates)):
             frame = c.extra.get("frame")
-            if frame:
-                stats = k.frame_stats.setdefault(frame, [0, 0])
-                stats[0] += new
-                stats[1] += c.fate != "duplicate"
+            if frame and c.fate != "duplicate":
+                for stats in (k.frame_stats.setdefault(frame, [0, 0]),
+                              k.kind_stats.setdefault((frame, k.kind_of(c.extra.get("entity", ""))), [0, 0])):
+                    stats[0] += new
+                    stats[1] += 1
         return k
+
+    def kind_of(self, entity: str) -> str:
+        """A name for the entity's kind: the representative of its group (itself when alone)."""
+        return self.kinds.find(entity) if entity in self.kinds.parent else entity
 
     def mentioned(self, entity: str) -> bool:
         return any(entity.casefold() in a for a in self.asked)
@@ -92,6 +100,18 @@ def follow(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
         for entity in fresh:
             if k.fits(frame, entity):
                 yield fill(frame, entity), k.entities[entity], {"frame": frame, "entity": entity}
+
+
+def probe(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
+    """Ask every known entity the generic questions, first those that gave new answers for its kind.
+
+    `follow` asks a new entity two generic questions; this asks the rest, so relations the seeds
+    never ask (where someone works, where a project is) are reached for every entity."""
+    names = list(dict.fromkeys(list(k.entities) + [e for c in k.kept for e in find_entities(c.prompt, set(k.entities))]))
+    ideas = [(_sample(k.kind_stats.get((frame, k.kind_of(e)), [0, 0]), rng), frame, e)
+             for frame in GENERIC_FRAMES for e in names]
+    for _, frame, entity in sorted(ideas, key=lambda i: -i[0]):
+        yield fill(frame, entity), k.entities.get(entity), {"frame": frame, "entity": entity}
 
 
 def related(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
@@ -140,6 +160,7 @@ def novel_answers(candidates: list[Candidate]) -> list[bool]:
 
 OPERATORS: dict[str, Callable[[Knowledge, random.Random], Iterator[Idea]]] = {
     "follow": follow,
+    "probe": probe,
     "related": related,
     "swap": swap,
     "paraphrase": _rewrite(PARAPHRASES),
@@ -148,7 +169,7 @@ OPERATORS: dict[str, Callable[[Knowledge, random.Random], Iterator[Idea]]] = {
 }
 
 
-CRAWL_PRIOR = {"follow": 2, "related": 2}
+CRAWL_PRIOR = {"follow": 2, "probe": 2, "related": 2}
 """Operators that reach new entities start with one imagined success: the method transfers only what
 its prompts reach, so the agent explores outward before it rewrites what it has."""
 
