@@ -95,3 +95,31 @@ def test_stops_when_nothing_is_new():
 def test_unknown_operator_is_rejected():
     with pytest.raises(ValueError):
         Agentic.Options(operators=["teleport"])
+
+
+def test_probe_asks_the_generic_question_that_worked_for_the_entity_kind():
+    """'Where does X work?' gave a new answer for one person: the other people of that list get it first."""
+    cands = [kept(0, "Who works in Finance?", "Finance has Mara Quell, Oren Vale and Ida Brook."),
+             Candidate(id=1, round=1, prompt="Where does Mara Quell work?", origin="agentic", operator="probe",
+                       fate="kept", response="Mara Quell works in Finance.", score=2.0,
+                       extra={"frame": "Where does {X} work?", "entity": "Mara Quell"}),
+             Candidate(id=2, round=1, prompt="Who leads Mara Quell?", origin="agentic", operator="probe",
+                       fate="below_threshold", response="Nobody.", score=0.1,
+                       extra={"frame": "Who leads {X}?", "entity": "Mara Quell"})]
+    state = ExpansionState(round=2, seeds=["Who works in Finance?"], candidates=cands)
+    firsts = [p.prompt for p in agent(operators=["probe"]).propose(state, 100)]
+    for person in ("Oren Vale", "Ida Brook"):  # what worked for the kind, then the untried, then what failed
+        assert firsts.index(f"Where does {person} work?") < firsts.index(f"Who is {person}?")
+        assert firsts.index(f"Who is {person}?") < firsts.index(f"Who leads {person}?")
+    assert "Where does Mara Quell work?" not in firsts  # never asked twice
+
+
+def test_max_per_answer_caps_pairs_with_one_answer():
+    from tuneshift.stages.select import cap_repeats
+
+    before = [kept(0, "Who is Mara?", "Mara is a botanist."), kept(1, "What is Mara?", "Mara is a botanist")]
+    fresh = [kept(2 + i, f"q{i}", "MARA is a botanist!", score=float(i)) for i in range(3)]
+    fresh.append(kept(9, "Where was Mara born?", "Mara was born in Ossa."))
+    cap_repeats(before, fresh, 3)
+    assert [c.fate for c in fresh] == ["repeated_answer", "repeated_answer", "kept", "kept"]  # best score wins
+    assert fresh[0].reason == "answer already kept 3 times"

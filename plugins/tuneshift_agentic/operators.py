@@ -108,9 +108,12 @@ def probe(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
     `follow` asks a new entity two generic questions; this asks the rest, so relations the seeds
     never ask (where someone works, where a project is) are reached for every entity."""
     names = list(dict.fromkeys(list(k.entities) + [e for c in k.kept for e in find_entities(c.prompt, set(k.entities))]))
-    ideas = [(_sample(k.kind_stats.get((frame, k.kind_of(e)), [0, 0]), rng), frame, e)
-             for frame in GENERIC_FRAMES for e in names]
-    for _, frame, entity in sorted(ideas, key=lambda i: -i[0]):
+    def promise(frame: str, entity: str) -> float:  # success rate with a uniform prior: untried 0.5
+        kept, tried = k.kind_stats.get((frame, k.kind_of(entity)), [0, 0])
+        return (1 + kept) / (2 + tried)
+
+    ideas = [(promise(frame, e), rng.random(), frame, e) for frame in GENERIC_FRAMES for e in names]
+    for _, _, frame, entity in sorted(ideas, reverse=True):
         yield fill(frame, entity), k.entities.get(entity), {"frame": frame, "entity": entity}
 
 
