@@ -93,6 +93,11 @@ def test_selection_methods_are_replayed_judged_and_trained_at_equal_size(demo):
         assert all(0 <= a <= 1 for a in m["accuracy"]["per_seed"])
         sizes.update((seed, n) for seed, n in enumerate(m["dataset_size"]["per_seed"]) if n)
     assert len(sizes) == len({seed for seed, _ in sizes})  # per seed, every method that kept any has one size
+    versus = sel["versus_paper_tau"]  # two seeds: a verdict against the paper's tau for every other method
+    assert set(versus) == {"calibrated", "confident-gap", "token-excess"}
+    for name, v in versus.items():
+        acc = sel["methods"][name]["accuracy"]["mean"] - sel["methods"]["ppl-ratio"]["accuracy"]["mean"]
+        assert abs(v["margin"] - acc) < 1e-3 and v["beats"] == (v["margin"] > v["twice_std"])
     replay = json.loads((out / "arms" / "selection-s0" / "methods.json").read_text())
     assert sum(replay["verdicts"].values()) == replay["pool"]
     cal = replay["methods"]["calibrated"]

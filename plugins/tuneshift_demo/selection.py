@@ -133,7 +133,17 @@ def summarise(per_seed: list[dict[str, Any]], trained: list[dict[str, Any]]) -> 
             entry["accuracy"] = stats([t[name]["accuracy"] for t in trained])
             entry["dataset_size"] = stats([t[name]["dataset_size"] for t in trained])
         methods[name] = entry
-    return {"methods": methods, "pool": [s["pool"] for s in per_seed], "verdicts": [s["verdicts"] for s in per_seed],
+    versus = {}
+    if trained:  # at equal size: ahead of the paper's tau by more than twice the larger std over seeds?
+        paper = methods["ppl-ratio"]["accuracy"]
+        for name in METHODS:
+            if name != "ppl-ratio":
+                mine = methods[name]["accuracy"]
+                margin, spread = mine["mean"] - paper["mean"], 2 * max(mine["std"], paper["std"])
+                versus[name] = {"margin": round(margin, 4), "twice_std": round(spread, 4),
+                                "beats": margin > spread if len(trained) > 1 else None}
+    return {"methods": methods, "versus_paper_tau": versus,
+            "pool": [s["pool"] for s in per_seed], "verdicts": [s["verdicts"] for s in per_seed],
             "sweep": per_seed[0]["sweep"] if per_seed else [],
             "tuneshift_arm_false_keep_rate": stats([s["tuneshift_arm"]["false_keep_rate"] for s in per_seed]),
             "equal_size_training": bool(trained)}
@@ -152,6 +162,10 @@ def markdown(report: dict[str, Any]) -> list[str]:
         lines.append(f"| {name} | {fmt(m['kept'])} | {fmt(m['false_keep_rate'])} | {fmt(m.get('accuracy'))} |")
     if not sel["equal_size_training"]:
         lines.append("\nAccuracy at equal dataset size is measured by the full preset (one training per method).")
+    for name, v in sel.get("versus_paper_tau", {}).items():
+        verdict = {True: "beats it", False: "does not beat it", None: "one seed: no verdict"}[v["beats"]]
+        lines.append(f"\n- {name} vs the paper's tau 1.5 at equal size: margin {v['margin']:+.3f}, twice the std "
+                     f"{v['twice_std']:.3f}: {verdict}.")
     lines.append(f"\nThe tuneshift arm's own kept set: false-keep rate {fmt(sel['tuneshift_arm_false_keep_rate'])}.")
     return lines
 
