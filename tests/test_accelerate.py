@@ -123,6 +123,16 @@ def test_train_needs_a_run_directory_with_a_dataset(tiny, tmp_path):
     assert not (run_dir / "adapter").exists()
 
 
+def test_stray_world_size_without_a_launcher_is_one_line(tiny, tmp_path):
+    run_dir = make_run_dir(tiny, tmp_path / "run")
+    env = {"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": ""}
+    result = run_cli("train", str(run_dir), env=env)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-1500:]
+    assert "MASTER_ADDR is not set" in lines[0] and "accelerate launch" in lines[0]
+    assert not (run_dir / "adapter").exists()
+
+
 def test_two_step_recipe_reports_and_evaluates_the_adapter(tiny, tmp_path):
     """run with training off, train (here in one process), rerun: the report has both."""
     out = tmp_path / "run"

@@ -16,6 +16,7 @@ loss is the plain token mean, exactly as before.
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -36,6 +37,10 @@ class DataParallel:
         if world_size() > 1:
             import torch
             from accelerate import Accelerator
+
+            if not os.environ.get("MASTER_ADDR"):  # WORLD_SIZE left over in a shell, no launcher around
+                raise UsageError(f"WORLD_SIZE is {world_size()} but MASTER_ADDR is not set: start several "
+                                 "processes with accelerate launch or torchrun, or unset WORLD_SIZE for one")
 
             # without CUDA accelerate would see no distributed setup; cpu=True gives gloo on CPU
             self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
