@@ -43,9 +43,9 @@ def fault_env(fault: dict | None) -> dict[str, str]:
     return {"TUNESHIFT_PLUGINS": "fault_plugin", "TS_FAULT": json.dumps(fault), "PYTHONPATH": path, **ONE_THREAD}
 
 
-def start_run(tiny, out: Path, fault: dict | None) -> subprocess.Popen:
+def start_run(tiny, out: Path, fault: dict | None, settings: dict = NO_VERIFY) -> subprocess.Popen:
     cmd = [sys.executable, "-c", "import sys; from tuneshift.cli import main; sys.exit(main())",
-           "run", CONFIG, "--out", str(out), *tiny_overrides(tiny, **NO_VERIFY)]
+           "run", CONFIG, "--out", str(out), *tiny_overrides(tiny, **settings)]
     return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **fault_env(fault)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -67,8 +67,9 @@ def reference(tiny, tmp_path_factory) -> Path:
     return out
 
 
-def kill_at(tiny, out: Path, stage: str, round_: int | None, at: str, nth: int) -> None:
-    killed = start_run(tiny, out, {"action": "kill", "stage": stage, "round": round_, "at": at, "nth": nth})
+def kill_at(tiny, out: Path, stage: str, round_: int | None, at: str, nth: int, settings: dict = NO_VERIFY) -> None:
+    killed = start_run(tiny, out, {"action": "kill", "stage": stage, "round": round_, "at": at, "nth": nth},
+                       settings)
     _, stderr = killed.communicate(timeout=300)
     assert killed.returncode == -signal.SIGKILL, f"the fault never fired at {stage} {round_} {at}: {stderr[-2000:]}"
     assert not (out / "report.json").exists()  # it really died before the end
@@ -99,6 +100,22 @@ def test_kill_three_times_and_rerun_equals_an_uninterrupted_run(reference, tiny,
     if stage == "train":  # the second kill left epoch 0's checkpoint: training went on from it
         assert report["train"]["resumed_from_epoch"] == 1
     assert not [p.name for p in out.rglob(".*") if p.name != ".lock"]  # no temporary file left behind
+
+
+def test_kill_in_verify_three_times_and_rerun_equals_an_uninterrupted_run(tiny, tmp_path):
+    """The verify stage (held-out prompts, three models' answers, scores) resumes like the others."""
+    reference, out = tmp_path / "reference", tmp_path / "out"
+    result = run_cli("run", CONFIG, "--out", str(reference), *tiny_overrides(tiny), env=ONE_THREAD)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for at, nth in (("start", 1), ("progress", 2), ("end", 1)):
+        kill_at(tiny, out, "verify", None, at, nth, settings={})
+        assert (out / "adapter").is_dir()  # the stages before verify had finished
+    result = run_cli("run", CONFIG, "--out", str(out), *tiny_overrides(tiny), env=ONE_THREAD)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "verification.jsonl").read_text() == (reference / "verification.jsonl").read_text()
+    report, ref_report = (json.loads((d / "report.json").read_text()) for d in (out, reference))
+    assert report["verification"] == ref_report["verification"] and report["verification"]["overall"]["n"] > 0
+    assert not [p.name for p in out.rglob(".*") if p.name != ".lock"]
 
 
 def test_a_second_run_on_a_directory_in_use_is_refused(tiny, tmp_path):

@@ -20,6 +20,18 @@ FRACTIONS = ("agreement", "agreement_before", "exact", "exact_before", "beats_un
 # --- the measures --------------------------------------------------------------
 
 
+def test_informative_weights_give_the_answers_template_no_credit():
+    answers = ["Ana Vel works as a field botanist.", "Bo Rin works as a glass engineer.",
+               "Cy Tam works as a lamp chemist."]
+    weights = agree.informative_weights(answers)
+    assert weights["works"] == 0.0 and weights["botanist"] > 0  # in every answer vs in one
+    wrong_role = "Ana Vel works as a glass engineer."
+    assert agree.content_agreement(answers[0], wrong_role, "Who is Ana Vel?") == pytest.approx(1 / 3)
+    assert agree.content_agreement(answers[0], wrong_role, "Who is Ana Vel?", weights) == 0.0
+    assert agree.content_agreement(answers[0], "A field botanist.", "Who is Ana Vel?", weights) == 1.0
+    assert agree.content_agreement("works", "works", "q", weights) == 1.0  # nothing informative: exact decides
+
+
 def test_content_agreement_rewards_the_facts_not_the_wording():
     prompt, teacher = "Who leads Project Osprey?", "Project Osprey is led by Fel Gor."
     assert agree.content_words(teacher, prompt) == {"led", "fel", "gor"}  # no function words, nothing asked

@@ -45,14 +45,31 @@ def exact_agreement(reference: str, candidate: str | None) -> float:
     return float(bool(candidate) and normalise(reference) == normalise(candidate))
 
 
-def content_agreement(reference: str, candidate: str | None, prompt: str) -> float:
-    """Share of the reference answer's content words found in the candidate answer.
+def content_agreement(reference: str, candidate: str | None, prompt: str,
+                      weights: dict[str, float] | None = None) -> float:
+    """Share of the reference answer's content words found in the candidate answer, each word weighted
+    by how informative it is (`informative_weights`; all 1 without weights).
 
-    With no content words (the answer only repeats the prompt), exact agreement decides."""
+    With no content words (or none with weight: the answer only repeats the prompt and the answers'
+    common template), exact agreement decides."""
     wanted = content_words(reference, prompt)
-    if not wanted:
+    weight = {w: 1.0 if weights is None else weights.get(w, 0.0) for w in wanted}
+    total = sum(weight.values())
+    if total <= 0:
         return exact_agreement(reference, candidate)
-    return len(wanted & set(words(candidate))) / len(wanted)
+    found = set(words(candidate))
+    return sum(v for w, v in weight.items() if w in found) / total
+
+
+def informative_weights(answers: list[str]) -> dict[str, float]:
+    """Inverse document frequency of each word over a set of answers, log((N + 1) / (df + 1)).
+
+    Words of the answers' common template ("works as", "department", "born in") appear in many answers
+    and weigh little; the names and values that carry each answer's knowledge appear in few. Without
+    this a target that learnt only the teacher's phrasing earns a share of agreement on every answer."""
+    df = Counter(w for a in answers for w in set(words(a)))
+    n = len(answers)
+    return {w: math.log((n + 1) / (d + 1)) for w, d in df.items()}
 
 
 def entities(text: str) -> list[str]:

@@ -98,14 +98,15 @@ def measure(run: "Run", model: ModelSpec, answered: list[tuple[str, str]]) -> li
     by_teacher = run.score_pairs(run.teacher, answered, stage="verify")
     by_target = run.score_pairs(model, answered, stage="verify")  # nll_base: the target without the adapter
     knowledge = knowledge_flags(run, answered, by_teacher)
+    weights = agree.informative_weights([r for _, r in answered])
     rows = []
     for i, ((prompt, reference), t, s) in enumerate(zip(answered, by_teacher, by_target, strict=True)):
         nll_after, nll_before = per_char(s, reference, s.nll_finetuned), per_char(s, reference, s.nll_base)
         rows.append({
             "prompt": prompt, "teacher": reference, "after": after[i], "before": before[i],
             "knowledge": knowledge[i], "teacher_ppl_ratio": round(ppl_ratio(t.nll_base, t.nll_finetuned), 4),
-            "agreement": agree.content_agreement(reference, after[i], prompt),
-            "agreement_before": agree.content_agreement(reference, before[i], prompt),
+            "agreement": agree.content_agreement(reference, after[i], prompt, weights),
+            "agreement_before": agree.content_agreement(reference, before[i], prompt, weights),
             "exact": agree.exact_agreement(reference, after[i]),
             "exact_before": agree.exact_agreement(reference, before[i]),
             "nll_teacher": per_char(t, reference, t.nll_finetuned), "nll_after": nll_after,
