@@ -11,6 +11,7 @@ call goes through the run's cache, so a rerun recomputes nothing.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +27,9 @@ if TYPE_CHECKING:
 
 VERIFY_ROUND = 1_000_000
 """The expander's round number for the held-out draw: never a training round, so never trained on."""
-PROPOSAL_FACTOR = 2
-"""Ask for this many times verify.size proposals: duplicates of training prompts are dropped."""
+PROPOSAL_FACTOR = 4
+"""Ask for this many times verify.size proposals, then draw verify.size of the new ones at random: the
+expander's first proposals are its favourite few question forms, a random draw is its distribution."""
 
 
 def run(run: "Run") -> dict[str, Any] | None:
@@ -51,7 +53,7 @@ def held_out(run: "Run") -> dict[str, Any]:
     """The held-out prompts, drawn once per (run's prompts, size, seed, expander, deduper) and kept in state/."""
     cfg = run.cfg.verify
     known = [c.prompt for c in run.candidates] + run.seeds
-    key = fingerprint("verify-held-out", known, cfg.size, run.cfg.run.seed,
+    key = fingerprint("verify-held-out", "random-draw", known, cfg.size, run.cfg.run.seed,
                       run.impl["expander"].identity(), run.impl["deduper"].identity())
     path = run.dir.state / "verify" / "held-out.json"
     if path.exists():
@@ -63,7 +65,9 @@ def held_out(run: "Run") -> dict[str, Any]:
     prompts = [p.prompt.strip() for p in proposals if p.prompt and p.prompt.strip()]
     found = run.impl["deduper"].find_duplicates(prompts, known) if prompts else []
     fresh = [p for p, dup in zip(prompts, found, strict=True) if dup is None]
-    saved = {"key": key, "proposed": len(prompts), "duplicates": len(prompts) - len(fresh), "prompts": fresh[:cfg.size]}
+    drawn = sorted(random.Random(key).sample(range(len(fresh)), min(cfg.size, len(fresh))))
+    saved = {"key": key, "proposed": len(prompts), "duplicates": len(prompts) - len(fresh),
+             "prompts": [fresh[i] for i in drawn]}
     write_json(path, saved)
     return saved
 
