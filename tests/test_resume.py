@@ -114,7 +114,8 @@ def test_kill_in_verify_three_times_and_rerun_equals_an_uninterrupted_run(tiny, 
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "verification.jsonl").read_text() == (reference / "verification.jsonl").read_text()
     report, ref_report = (json.loads((d / "report.json").read_text()) for d in (out, reference))
-    assert report["verification"] == ref_report["verification"] and report["verification"]["overall"]["n"] > 0
+    mine, theirs = ({k: v for k, v in r["verification"].items() if k != "model"} for r in (report, ref_report))
+    assert mine == theirs and mine["overall"]["n"] > 0  # "model" names each run's own adapter path
     assert not [p.name for p in out.rglob(".*") if p.name != ".lock"]
 
 

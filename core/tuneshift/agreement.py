@@ -53,7 +53,7 @@ def content_agreement(reference: str, candidate: str | None, prompt: str,
     With no content words (or none with weight: the answer only repeats the prompt and the answers'
     common template), exact agreement decides."""
     wanted = content_words(reference, prompt)
-    weight = {w: 1.0 if weights is None else weights.get(w, 0.0) for w in wanted}
+    weight = {w: 1.0 if weights is None else weights.get(w, 0.0) for w in sorted(wanted)}  # sorted: same sum
     total = sum(weight.values())
     if total <= 0:
         return exact_agreement(reference, candidate)
