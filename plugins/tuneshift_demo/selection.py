@@ -135,13 +135,11 @@ def summarise(per_seed: list[dict[str, Any]], trained: list[dict[str, Any]]) -> 
         methods[name] = entry
     versus = {}
     if trained:  # at equal size: ahead of the paper's tau by more than twice the larger std over seeds?
-        paper = methods["ppl-ratio"]["accuracy"]
-        for name in METHODS:
-            if name != "ppl-ratio":
-                mine = methods[name]["accuracy"]
-                margin, spread = mine["mean"] - paper["mean"], 2 * max(mine["std"], paper["std"])
-                versus[name] = {"margin": round(margin, 4), "twice_std": round(spread, 4),
-                                "beats": margin > spread if len(trained) > 1 else None}
+        from .report import beats  # report imports this module
+
+        arm = lambda s: {"accuracy": s["mean"], "std": s["std"], "per_seed": s["per_seed"]}  # noqa: E731
+        versus = {name: beats(arm(methods[name]["accuracy"]), arm(methods["ppl-ratio"]["accuracy"]))
+                  for name in METHODS if name != "ppl-ratio"}
     return {"methods": methods, "versus_paper_tau": versus,
             "pool": [s["pool"] for s in per_seed], "verdicts": [s["verdicts"] for s in per_seed],
             "sweep": per_seed[0]["sweep"] if per_seed else [],
