@@ -17,10 +17,10 @@ from typing import Any, Callable
 
 from tuneshift.cache import fingerprint
 from tuneshift.kinds import Context, ModelSpec, Sampling
-
-from .domain import Domain
-from .checking import accuracy
 from tuneshift.rundir import write_json
+
+from .checking import accuracy
+from .domain import Domain
 
 REPLAY_PROMPTS = [
     "What is the capital of France?", "How many days are in a week?", "What colour is the sky on a clear day?",
@@ -53,19 +53,20 @@ def build_teacher(domain: Domain, base: str, cache: Path, progress: Callable[[in
     key = fingerprint("demo-teacher", recipe, private, Path(base).name, Path(base).stat().st_size)[:16]
     home = cache / f"teacher-{key}"
     summary_file = home / "teacher.json"
+    greedy = Sampling(max_new_tokens=recipe["max_new_tokens"])
     if summary_file.exists():
         summary = json.loads(summary_file.read_text())
         if "general_right" not in summary:  # cached before the known-answer check existed
-            summary.update(general_check(summary["adapter"], base, cache, recipe))
+            ctx = Context(teacher=ModelSpec(base=base), target=None, seed=0, work_dir=str(cache))
+            summary.update(general_check(HFAnswerer(HFAnswerer.Options(batch_size=16), ctx), greedy,
+                                         ModelSpec(base=base, adapter=summary["adapter"])))
             write_json(summary_file, summary)
         return summary
     ctx = Context(teacher=ModelSpec(base=base), target=None, seed=0, work_dir=str(cache), progress=progress)
     answerer = HFAnswerer(HFAnswerer.Options(batch_size=16), ctx)
-    greedy = Sampling(max_new_tokens=recipe["max_new_tokens"])
     base_spec = ModelSpec(base=base)
     replay = [{"prompt": p, "response": a.text} for p, a in
               zip(REPLAY_PROMPTS, answerer.answer(base_spec, REPLAY_PROMPTS, greedy)) if a.text]
-    base_checks = [a.text for a in answerer.answer(base_spec, CHECK_PROMPTS, greedy)]
     pairs = [{"prompt": r["prompt"], "response": r["response"]} for r in private] + replay * recipe["replay_copies"]
     options = LoRATrainer.Options(rank=recipe["rank"], alpha=recipe["alpha"], dropout=recipe["dropout"],
                                   learning_rate=recipe["learning_rate"], epochs=recipe["epochs"],
@@ -79,7 +80,7 @@ def build_teacher(domain: Domain, base: str, cache: Path, progress: Callable[[in
     summary = {
         "model": "SmolLM2-135M-Instruct + LoRA", "adapter": str(home / "adapter"),
         "accuracy": accuracy([a.text for a in answers], [e["answer"] for e in evals]),
-        **general_check(teacher.adapter, base, cache, recipe, base_checks),
+        **general_check(answerer, greedy, teacher),
         "train": metrics, "recipe": recipe, "private_examples": len(private), "replay_examples": len(replay),
     }
     (staging / "teacher.json").write_text(json.dumps(summary, indent=2))
@@ -89,17 +90,10 @@ def build_teacher(domain: Domain, base: str, cache: Path, progress: Callable[[in
     return summary
 
 
-def general_check(adapter: str, base: str, cache: Path, recipe: dict[str, Any],
-                  base_answers: list[str] | None = None) -> dict[str, Any]:
+def general_check(answerer: Any, greedy: Sampling, teacher: ModelSpec) -> dict[str, Any]:
     """Does the teacher still know what its base knows? Right/identical counts on the check prompts."""
-    from tuneshift_hf.answering import HFAnswerer
-
-    ctx = Context(teacher=ModelSpec(base=base), target=None, seed=0, work_dir=str(cache))
-    answerer = HFAnswerer(HFAnswerer.Options(batch_size=16), ctx)
-    greedy = Sampling(max_new_tokens=recipe["max_new_tokens"])
-    if base_answers is None:
-        base_answers = [a.text for a in answerer.answer(ModelSpec(base=base), CHECK_PROMPTS, greedy)]
-    teacher_answers = [a.text for a in answerer.answer(ModelSpec(base=base, adapter=adapter), CHECK_PROMPTS, greedy)]
+    base_answers = [a.text for a in answerer.answer(ModelSpec(base=teacher.base), CHECK_PROMPTS, greedy)]
+    teacher_answers = [a.text for a in answerer.answer(teacher, CHECK_PROMPTS, greedy)]
     right = lambda answers: [any(re.search(rf"\b{re.escape(v.lower())}\b", a.lower()) for v in values)  # noqa: E731
                              for a, values in zip(answers, CHECK_ANSWERS)]
     base_right, teacher_right = right(base_answers), right(teacher_answers)
