@@ -52,6 +52,31 @@ def test_report_json_matches_the_contract(demo):
     if c != z:
         assert report["recovery"] == pytest.approx((t - z) / (c - z))
     assert report["wall_seconds"] > 0 and report["peak_rss_mb"] > 0
+    goals = report["goals"]  # every target beside its measured value
+    assert goals["recovery"]["met"] == (report["recovery"] >= 0.8)
+    assert goals["beats_no_filter"]["met"] == report["comparisons"]["no_filter"]["beats"]
+    assert goals["verification_spearman"]["value"] == report["verification"]["spearman"]
+    assert goals["selection_beats_paper_tau"]["method"] in report["selection"]["versus_paper_tau"]
+    assert "## Targets" in (out / "report.md").read_text()
+
+
+def test_goals_say_what_is_met_and_what_is_not():
+    from tuneshift_demo.report import goals
+
+    arm = {"accuracy": 0.5, "std": 0.01, "per_seed": [0.49, 0.51]}
+    report = {"preset": "full", "recovery": 0.91, "teacher": {"accuracy": 0.95, "general_right":
+              {"base": 3, "teacher": 4, "teacher_where_base_right": 2}},
+              "comparisons": {"no_filter": {"margin": 0.2, "twice_std": 0.02, "beats": True}},
+              "verification": {"spearman": None}, "arms": {"tuneshift": arm},
+              "selection": {"versus_paper_tau": {"calibrated": {"margin": -0.1, "twice_std": 0.02, "beats": False},
+                                                 "confident-gap": {"margin": 0.05, "twice_std": 0.08, "beats": False}}}}
+    met = {name: g["met"] for name, g in goals(report).items()}
+    assert met == {"recovery": True, "beats_no_filter": True, "teacher_accuracy": True,
+                   "teacher_general_intact": False, "verification_spearman": None, "selection_beats_paper_tau": False}
+    assert goals(report)["selection_beats_paper_tau"]["method"] == "confident-gap"  # the closest to winning
+    report["recovery"] = 0.85
+    assert goals(report)["recovery"]["met"] is False  # 0.85 meets quick's target, not full's
+    assert goals({**report, "preset": "quick", "wall_seconds": 1300})["recovery"]["met"] is True
 
 
 def test_plots_and_markdown(demo):

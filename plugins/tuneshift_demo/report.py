@@ -57,7 +57,49 @@ def _general_right(teacher: dict[str, Any]) -> str:
             f"of the {right['base']} the base gets right")
 
 
+# The done-when targets of the demo (issues 5, 8 and 9), per preset.
+RECOVERY_TARGET = {"quick": 0.80, "full": 0.90}
+QUICK_WALL_SECONDS = 20 * 60
+TEACHER_ACCURACY = 0.9
+SPEARMAN_TARGET = 0.8
+
+
+def goals(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every target beside its measured value and whether it is met (None: this run cannot tell), so the
+    report states what was missed instead of leaving it to the reader."""
+    def goal(value: Any, target: str, met: bool | None, **extra: Any) -> dict[str, Any]:
+        return {"value": value, "target": target, "met": met, **extra}
+
+    out: dict[str, dict[str, Any]] = {}
+    if report["preset"] in RECOVERY_TARGET:
+        target = RECOVERY_TARGET[report["preset"]]
+        out["recovery"] = goal(round(report["recovery"], 4), f">= {target}", report["recovery"] >= target)
+    for other, c in report["comparisons"].items():
+        out[f"beats_{other}"] = goal(c["margin"], "margin > 2 x std over seeds", c["beats"])
+    teacher = report["teacher"]
+    out["teacher_accuracy"] = goal(teacher["accuracy"], f">= {TEACHER_ACCURACY}",
+                                   teacher["accuracy"] >= TEACHER_ACCURACY)
+    if right := teacher.get("general_right"):
+        kept = right["teacher_where_base_right"]
+        out["teacher_general_intact"] = goal(kept, f"== {right['base']} (all the base gets right)",
+                                             kept == right["base"])
+    if report["preset"] == "quick":
+        out["quick_wall_seconds"] = goal(report["wall_seconds"], f"<= {QUICK_WALL_SECONDS} cold",
+                                         report["wall_seconds"] <= QUICK_WALL_SECONDS,
+                                         note="this invocation's time: cached steps cost nothing, so only a cold "
+                                              "run counts")
+    if (rho := (report.get("verification") or {}).get("spearman", "absent")) != "absent":
+        out["verification_spearman"] = goal(rho, f">= {SPEARMAN_TARGET}",
+                                            None if rho is None else rho >= SPEARMAN_TARGET)
+    if versus := (report.get("selection") or {}).get("versus_paper_tau"):
+        best = max(versus, key=lambda name: versus[name]["margin"])
+        out["selection_beats_paper_tau"] = goal(versus[best]["margin"], "margin > 2 x std over seeds at equal size",
+                                                versus[best]["beats"], method=best)
+    return out
+
+
 def write(out: Path, report: dict[str, Any], tuneshift_runs: list[Path]) -> None:
+    report["goals"] = goals(report)
     write_json(out / "report.json", report)
     plots = plot(out, report, tuneshift_runs)
     atomic_write_text(out / "report.md", markdown(report, plots))
@@ -82,11 +124,23 @@ def markdown(report: dict[str, Any], plots: list[str]) -> str:
         verdict = "beats" if c["beats"] else "does NOT beat"
         lines.append(f"- tuneshift {verdict} {other} by more than twice the std: margin {c['margin']:+.3f}, "
                      f"2 x std {c['twice_std']:.3f}.")
+    lines += _goals_markdown(report.get("goals", {}))
     lines += selection.markdown(report)
     lines += verification.markdown(report)
     lines += ["", f"Wall time {report['wall_seconds']:.0f} s, peak RSS {report['peak_rss_mb']:.0f} MB.", ""]
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+def _goals_markdown(targets: dict[str, dict[str, Any]]) -> list[str]:
+    if not targets:
+        return []
+    mark = {True: "met", False: "**not met**", None: "cannot tell from this run"}
+    lines = ["", "## Targets", "", "| target | measured | goal | |", "| --- | --- | --- | --- |"]
+    for name, g in targets.items():
+        what = name + (f" ({g['method']})" if "method" in g else "")
+        lines.append(f"| {what} | {g['value']} | {g['target']} | {mark[g['met']]} |")
+    return lines
 
 
 def plot(out: Path, report: dict[str, Any], runs: list[Path]) -> list[str]:
