@@ -58,6 +58,7 @@ def test_report_json_matches_the_contract(demo):
     assert goals["verification_spearman"]["value"] == report["verification"]["spearman"]
     assert goals["selection_beats_paper_tau"]["method"] in report["selection"]["versus_paper_tau"]
     assert "## Targets" in (out / "report.md").read_text()
+    assert 0 < report["guess_baseline"] < 1 and "most common value" in (out / "report.md").read_text()
 
 
 def test_goals_say_what_is_met_and_what_is_not():
@@ -77,6 +78,14 @@ def test_goals_say_what_is_met_and_what_is_not():
     report["recovery"] = 0.85
     assert goals(report)["recovery"]["met"] is False  # 0.85 meets quick's target, not full's
     assert goals({**report, "preset": "quick", "wall_seconds": 1300})["recovery"]["met"] is True
+
+
+def test_guess_baseline_answers_each_relation_with_its_most_common_value():
+    from tuneshift_demo.checking import guess_accuracy
+
+    evals = [{"relation": "city", "answer": a} for a in ("Oslo", "Oslo", "Rome")] + \
+            [{"relation": "role", "answer": "chemist"}]
+    assert guess_accuracy(evals) == 3 / 4  # Oslo for every city (2 of 3), chemist for the role
 
 
 def test_plots_and_markdown(demo):
@@ -116,6 +125,8 @@ def test_selection_methods_are_replayed_judged_and_trained_at_equal_size(demo):
         assert len(m["kept"]["per_seed"]) == 2 and all(0 <= k <= max(sel["pool"]) for k in m["kept"]["per_seed"])
         assert all(r is None or 0 <= r <= 1 for r in m["false_keep_rate"]["per_seed"])
         assert all(0 <= a <= 1 for a in m["accuracy"]["per_seed"])
+        # the judge's right pairs among those trained on: at most the training set
+        assert all(0 <= r <= n for r, n in zip(m["right_pairs_trained"]["per_seed"], m["dataset_size"]["per_seed"]))
         sizes.update((seed, n) for seed, n in enumerate(m["dataset_size"]["per_seed"]) if n)
     assert len(sizes) == len({seed for seed, _ in sizes})  # per seed, every method that kept any has one size
     versus = sel["versus_paper_tau"]  # two seeds: a verdict against the paper's tau for every other method

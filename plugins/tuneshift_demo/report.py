@@ -116,6 +116,10 @@ def markdown(report: dict[str, Any], plots: list[str]) -> str:
         lines.append(f"| {arm} | {r['accuracy']:.3f} | {r['std']:.3f} | {seeds} | {r.get('dataset_size', '')} |")
     lines += ["", f"Recovery (tuneshift - zero_shot) / (ceiling - zero_shot): **{report['recovery']:.3f}** "
                   f"(std over seeds {report['recovery_std']:.3f}).", ""]
+    if "guess_baseline" in report:
+        lines += [f"Answering every question with its relation's most common value scores "
+                  f"{report['guess_baseline']:.3f}: an arm at or below that may have learnt the domain's "
+                  "vocabulary rather than its facts.", ""]
     for other, c in report["comparisons"].items():
         if c["beats"] is None:
             lines.append(f"- tuneshift vs {other}: margin {c['margin']:+.3f}; one seed gives no std, so no verdict "
@@ -154,6 +158,9 @@ def plot(out: Path, report: dict[str, Any], runs: list[Path]) -> list[str]:
     arms = list(report["arms"])
     ax.bar(arms, [report["arms"][a]["accuracy"] for a in arms], yerr=[report["arms"][a]["std"] for a in arms],
            capsize=5, color=["#999", "#2a7", "#27c", "#c72", "#a5a"])
+    if "guess_baseline" in report:
+        ax.axhline(report["guess_baseline"], ls="--", color="#555", label="most common value per relation")
+        ax.legend(loc="upper right")
     ax.set_ylabel("held-out accuracy")
     ax.set_ylim(0, 1)
     ax.set_title(f"Accuracy per arm (mean and std over {len(report['seeds'])} seeds)")

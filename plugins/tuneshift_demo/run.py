@@ -21,6 +21,7 @@ from . import report as reporting
 from . import selection
 from . import verification
 from .arms import ARMS, run_arm
+from .checking import guess_accuracy
 from .domain import PRESETS, build
 from .judge import Judge
 from .teacher import RECIPE, build_teacher
@@ -117,13 +118,14 @@ def run_demo(registry: Any, preset: str, out: Path, n_seeds: int | None, models:
     trained = []
     if settings.get("selection_arms"):
         for seed, replay in zip(seeds, replayed):
-            trained.append(stage(f"selection arms seed {seed}", lambda: selection.train_arms(seed, ctx, replay),
+            trained.append(stage(f"selection arms seed {seed}", lambda: selection.train_arms(seed, ctx, replay, judge),
                                  lambda r: {m: round(v["accuracy"], 3) for m, v in r.items()}))
             release_models()
     checks = stage("verification", lambda: verification.verify_arms(ARMS, seeds, ctx, release_models),
                    lambda c: {"arms": len(c)})
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     summary = reporting.summarise(preset, seeds, teacher, results, time.time() - started, peak)
+    summary["guess_baseline"] = guess_accuracy(evals)
     summary["verification"] = verification.summarise(results, checks)
     summary["selection"] = selection.summarise(replayed, trained)
     runs = [out / "arms" / f"tuneshift-s{s}" / "run" for s in seeds]

@@ -92,8 +92,9 @@ def _at_tau(candidates: list[Candidate], verdicts: dict[int, str], tau: float) -
             "right": sum(v == "right" for v in kept)}
 
 
-def train_arms(seed: int, ctx: dict[str, Any], replayed: dict[str, Any]) -> dict[str, Any]:
-    """Each method's kept set, cut to the smallest kept size (seeded draw), trained and evaluated (cached)."""
+def train_arms(seed: int, ctx: dict[str, Any], replayed: dict[str, Any], judge: Judge) -> dict[str, Any]:
+    """Each method's kept set, cut to the smallest kept size (seeded draw), trained and evaluated (cached);
+    with the judge's verdicts on the pairs it trained on, which say why accuracies differ or do not."""
     from .arms import evaluate, train
 
     # a method that keeps nothing leaves the target untrained; the others share the smallest kept size
@@ -102,18 +103,18 @@ def train_arms(seed: int, ctx: dict[str, Any], replayed: dict[str, Any]) -> dict
     results = {}
     for name, method in replayed["methods"].items():
         out: Path = ctx["out"] / "arms" / f"select-{name}-s{seed}"
-        done = out / "result.json"
-        if done.exists():
-            results[name] = json.loads(done.read_text())
-            continue
         ids = random.Random(seed).sample(method["kept_ids"], size) if method["kept"] else []
         pairs = [{"prompt": rows[i].prompt, "response": rows[i].response} for i in ids]
-        adapter = train(ctx["inputs"]["target"], pairs, out, ctx["settings"]["trainer"], seed, ctx["progress"]) \
-            if pairs else None
-        result = {"method": name, "seed": seed, "dataset_size": len(pairs),
-                  **evaluate(ctx["inputs"]["target"], adapter, ctx["evals"], out)}
-        write_json(done, result)
-        results[name] = result
+        done = out / "result.json"
+        if done.exists():
+            result = json.loads(done.read_text())
+        else:
+            adapter = train(ctx["inputs"]["target"], pairs, out, ctx["settings"]["trainer"], seed,
+                            ctx["progress"]) if pairs else None
+            result = {"method": name, "seed": seed, "dataset_size": len(pairs),
+                      **evaluate(ctx["inputs"]["target"], adapter, ctx["evals"], out)}
+            write_json(done, result)
+        results[name] = {**result, "trained_on": _count(judge(p["prompt"], p["response"]) for p in pairs)}
     return results
 
 
@@ -132,6 +133,7 @@ def summarise(per_seed: list[dict[str, Any]], trained: list[dict[str, Any]]) -> 
         if trained:
             entry["accuracy"] = stats([t[name]["accuracy"] for t in trained])
             entry["dataset_size"] = stats([t[name]["dataset_size"] for t in trained])
+            entry["right_pairs_trained"] = stats([t[name]["trained_on"]["right"] for t in trained])
         methods[name] = entry
     versus = {}
     if trained:  # at equal size: ahead of the paper's tau by more than twice the larger std over seeds?
@@ -155,9 +157,11 @@ def markdown(report: dict[str, Any]) -> list[str]:
     lines = ["", "## Selection methods on the unfiltered pool", "",
              "False-keep rate: share of a method's kept pairs whose answer is wrong by the domain's ground truth "
              "(a question about a non-existent entity or fact counts as wrong).", "",
-             "| method | kept | false-keep rate | accuracy (equal size) |", "| --- | --- | --- | --- |"]
+             "| method | kept | false-keep rate | accuracy (equal size) | right pairs trained on |",
+             "| --- | --- | --- | --- | --- |"]
     for name, m in sel["methods"].items():
-        lines.append(f"| {name} | {fmt(m['kept'])} | {fmt(m['false_keep_rate'])} | {fmt(m.get('accuracy'))} |")
+        lines.append(f"| {name} | {fmt(m['kept'])} | {fmt(m['false_keep_rate'])} | {fmt(m.get('accuracy'))} "
+                     f"| {fmt(m.get('right_pairs_trained'))} |")
     if not sel["equal_size_training"]:
         lines.append("\nAccuracy at equal dataset size is measured by the full preset (one training per method).")
     for name, v in sel.get("versus_paper_tau", {}).items():
