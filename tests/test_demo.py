@@ -57,6 +57,8 @@ def test_report_json_matches_the_contract(demo):
     assert goals["beats_no_filter"]["met"] == report["comparisons"]["no_filter"]["beats"]
     assert goals["verification_spearman"]["value"] == report["verification"]["spearman"]
     assert goals["selection_beats_paper_tau"]["method"] in report["selection"]["versus_paper_tau"]
+    in_loop = goals["selection_in_loop_beats_paper_tau"]
+    assert in_loop["met"] in (report["comparisons"]["no_filter"]["beats"], None) and "pool" in in_loop["note"]
     assert "## Targets" in (out / "report.md").read_text()
     assert 0 < report["guess_baseline"] < 1 and "most common value" in (out / "report.md").read_text()
 
@@ -75,6 +77,11 @@ def test_goals_say_what_is_met_and_what_is_not():
     assert met == {"recovery": True, "beats_no_filter": True, "teacher_accuracy": True,
                    "teacher_general_intact": False, "verification_spearman": None, "selection_beats_paper_tau": False}
     assert goals(report)["selection_beats_paper_tau"]["method"] == "confident-gap"  # the closest to winning
+    assert "selection_in_loop_beats_paper_tau" not in met  # no pool replayed
+    report["selection"].update({"pool": [100, 200], "methods": {"ppl-ratio": {"kept": {"per_seed": [100, 196]}}}})
+    assert goals(report)["selection_in_loop_beats_paper_tau"]["met"] is True  # tau keeps 98 %: no_filter is tau
+    report["selection"]["methods"]["ppl-ratio"]["kept"]["per_seed"] = [100, 150]
+    assert goals(report)["selection_in_loop_beats_paper_tau"]["met"] is None
     report["recovery"] = 0.85
     assert goals(report)["recovery"]["met"] is False  # 0.85 meets quick's target, not full's
     assert goals({**report, "preset": "quick", "wall_seconds": 1300})["recovery"]["met"] is True
@@ -126,7 +133,8 @@ def test_selection_methods_are_replayed_judged_and_trained_at_equal_size(demo):
         assert all(r is None or 0 <= r <= 1 for r in m["false_keep_rate"]["per_seed"])
         assert all(0 <= a <= 1 for a in m["accuracy"]["per_seed"])
         # the judge's right pairs among those trained on: at most the training set
-        assert all(0 <= r <= n for r, n in zip(m["right_pairs_trained"]["per_seed"], m["dataset_size"]["per_seed"]))
+        right = m["right_pairs_trained"]["per_seed"]
+        assert all(0 <= r <= n for r, n in zip(right, m["dataset_size"]["per_seed"]))
         sizes.update((seed, n) for seed, n in enumerate(m["dataset_size"]["per_seed"]) if n)
     assert len(sizes) == len({seed for seed, _ in sizes})  # per seed, every method that kept any has one size
     versus = sel["versus_paper_tau"]  # two seeds: a verdict against the paper's tau for every other method
