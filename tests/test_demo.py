@@ -61,6 +61,9 @@ def test_report_json_matches_the_contract(demo):
     assert in_loop["met"] in (report["comparisons"]["no_filter"]["beats"], None) and "pool" in in_loop["note"]
     assert "## Targets" in (out / "report.md").read_text()
     assert 0 < report["guess_baseline"] < 1 and "most common value" in (out / "report.md").read_text()
+    for arm, r in report["arms"].items():  # per relation, the same right answers as the accuracy
+        cells = [row[arm] for row in report["per_relation"].values()]
+        assert sum(right for right, _ in cells) / sum(asked for _, asked in cells) == pytest.approx(r["accuracy"])
 
 
 def test_goals_say_what_is_met_and_what_is_not():

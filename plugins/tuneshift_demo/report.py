@@ -41,6 +41,18 @@ def summarise(preset: str, seeds: list[int], teacher: dict[str, Any], results: d
     return report
 
 
+def per_relation(evals: list[dict[str, Any]], results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Right / asked per relation and arm, summed over seeds: which kinds of fact moved and which did not."""
+    table: dict[str, dict[str, list[int]]] = {}
+    for arm, runs in results.items():
+        for run in runs:
+            for question, right in zip(evals, run.get("correct", [])):
+                cell = table.setdefault(question["relation"], {}).setdefault(arm, [0, 0])
+                cell[0] += bool(right)
+                cell[1] += 1
+    return table
+
+
 def beats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Is a ahead of b by more than twice the larger std over seeds? Unknown (None) from one seed."""
     margin = a["accuracy"] - b["accuracy"]
@@ -143,6 +155,12 @@ def markdown(report: dict[str, Any], plots: list[str]) -> str:
         verdict = "beats" if c["beats"] else "does NOT beat"
         lines.append(f"- tuneshift {verdict} {other} by more than twice the std: margin {c['margin']:+.3f}, "
                      f"2 x std {c['twice_std']:.3f}.")
+    if table := report.get("per_relation"):
+        arms = list(report["arms"])
+        lines += ["", "Right / asked per relation, summed over seeds:", "", "| relation | " + " | ".join(arms) + " |",
+                  "| --- |" + " --- |" * len(arms)]
+        lines += [f"| {rel} | " + " | ".join("{}/{}".format(*row.get(a, (0, 0))) for a in arms) + " |"
+                  for rel, row in table.items()] + [""]
     lines += _goals_markdown(report.get("goals", {}))
     lines += selection.markdown(report)
     lines += verification.markdown(report)
@@ -158,7 +176,9 @@ def _goals_markdown(targets: dict[str, dict[str, Any]]) -> list[str]:
     lines = ["", "## Targets", "", "| target | measured | goal | |", "| --- | --- | --- | --- |"]
     for name, g in targets.items():
         what = name + (f" ({g['method']})" if "method" in g else "")
-        lines.append(f"| {what} | {g['value']} | {g['target']} | {mark[g['met']]} |")
+        value = round(g["value"], 3) if isinstance(g["value"], float) else g["value"]
+        note = f" ({g['note']})" if "note" in g else ""
+        lines.append(f"| {what} | {value} | {g['target']} | {mark[g['met']]}{note} |")
     return lines
 
 

@@ -126,6 +126,7 @@ def run_demo(registry: Any, preset: str, out: Path, n_seeds: int | None, models:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     summary = reporting.summarise(preset, seeds, teacher, results, time.time() - started, peak)
     summary["guess_baseline"] = guess_accuracy(evals)
+    summary["per_relation"] = reporting.per_relation(evals, results)
     summary["verification"] = verification.summarise(results, checks)
     summary["selection"] = selection.summarise(replayed, trained)
     runs = [out / "arms" / f"tuneshift-s{s}" / "run" for s in seeds]
