@@ -104,11 +104,12 @@ def goals(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if (rho := (report.get("verification") or {}).get("spearman", "absent")) != "absent":
         out["verification_spearman"] = goal(rho, f">= {SPEARMAN_TARGET}",
                                             None if rho is None else rho >= SPEARMAN_TARGET)
-    if versus := (report.get("selection") or {}).get("versus_paper_tau"):
+    sel = report.get("selection") or {}
+    if versus := sel.get("versus_paper_tau"):
         best = max(versus, key=lambda name: versus[name]["margin"])
         out["selection_beats_paper_tau"] = goal(versus[best]["margin"], "margin > 2 x std over seeds at equal size",
                                                 versus[best]["beats"], method=best)
-    if (sel := report.get("selection")) and sel.get("pool"):
+    if sel.get("pool"):
         out["selection_in_loop_beats_paper_tau"] = _in_loop(sel, report["comparisons"]["no_filter"], goal)
     return out
 

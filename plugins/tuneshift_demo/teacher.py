@@ -54,16 +54,14 @@ def build_teacher(domain: Domain, base: str, cache: Path, progress: Callable[[in
     home = cache / f"teacher-{key}"
     summary_file = home / "teacher.json"
     greedy = Sampling(max_new_tokens=recipe["max_new_tokens"])
+    ctx = Context(teacher=ModelSpec(base=base), target=None, seed=0, work_dir=str(cache), progress=progress)
+    answerer = HFAnswerer(HFAnswerer.Options(batch_size=16), ctx)  # loads nothing until it answers
     if summary_file.exists():
         summary = json.loads(summary_file.read_text())
         if "general_right" not in summary:  # cached before the known-answer check existed
-            ctx = Context(teacher=ModelSpec(base=base), target=None, seed=0, work_dir=str(cache))
-            summary.update(general_check(HFAnswerer(HFAnswerer.Options(batch_size=16), ctx), greedy,
-                                         ModelSpec(base=base, adapter=summary["adapter"])))
+            summary.update(general_check(answerer, greedy, ModelSpec(base=base, adapter=summary["adapter"])))
             write_json(summary_file, summary)
         return summary
-    ctx = Context(teacher=ModelSpec(base=base), target=None, seed=0, work_dir=str(cache), progress=progress)
-    answerer = HFAnswerer(HFAnswerer.Options(batch_size=16), ctx)
     base_spec = ModelSpec(base=base)
     replay = [{"prompt": p, "response": a.text} for p, a in
               zip(REPLAY_PROMPTS, answerer.answer(base_spec, REPLAY_PROMPTS, greedy)) if a.text]
