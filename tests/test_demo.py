@@ -66,6 +66,22 @@ def test_report_json_matches_the_contract(demo):
         assert sum(right for right, _ in cells) / sum(asked for _, asked in cells) == pytest.approx(r["accuracy"])
 
 
+def test_the_benchmark_prints_the_reports_targets(demo):
+    """benchmarks/demo.py's JSON: the report's numbers and every goal's verdict, nothing recomputed."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "demo.py"
+    spec = importlib.util.spec_from_file_location("benchmark_demo", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    _, report, _ = demo
+    line = json.loads(json.dumps(bench.headline(report)))
+    assert line["recovery"] == round(report["recovery"], 4) and set(line["accuracy"]) == set(report["arms"])
+    assert {name: g["met"] for name, g in line["goals"].items()} == {n: g["met"] for n, g in report["goals"].items()}
+    assert line["verification_spearman"] == report["verification"]["spearman"]
+
+
 def test_goals_say_what_is_met_and_what_is_not():
     from tuneshift_demo.report import goals
 
