@@ -120,7 +120,12 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def load(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
-    """The config as a dict: TOML read, overrides applied, relative paths made absolute."""
+    """The config as a dict: TOML read, overrides applied, relative paths made absolute.
+
+    A path in the file is relative to the file's folder; a path given with --set, to the current
+    directory. Either way the dict holds absolute paths only, so a config written from it (the run's
+    snapshot, the demo's arm configs) reads back the same from anywhere.
+    """
     path = Path(path)
     if not path.exists():
         raise UsageError(f"config {path}: no such file")
@@ -132,14 +137,22 @@ def load(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
         raise UsageError(f"config {path}: TOML syntax error: {exc}") from None
     except UnicodeDecodeError:
         raise UsageError(f"config {path}: not UTF-8 text") from None
+    _absolute_paths(raw, path.parent)
     raw = apply_overrides(raw, list(overrides))
+    _absolute_paths(raw, Path.cwd())  # what --set gave is relative to where the command was typed
+    return raw
+
+
+def _absolute_paths(raw: dict[str, Any], folder: Path) -> None:
+    """Make every relative path key absolute against `folder`, so no later reader depends on its own cwd."""
     for section, key in PATH_KEYS:
         value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
         if isinstance(value, str) and "\0" in value:
             raise UsageError(f"config: {section}.{key}: a path cannot contain a NUL character")
-        if isinstance(value, str) and value and not Path(value).is_absolute():
-            raw[section][key] = str((path.parent / value).resolve())
-    return raw
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            raw[section][key] = str((folder / value).resolve())
+        elif isinstance(value, str) and value.startswith("~"):
+            raw[section][key] = str(Path(value).expanduser())
 
 
 def validate_core(raw: dict[str, Any]) -> CoreConfig:

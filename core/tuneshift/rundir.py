@@ -76,23 +76,29 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def make_writable_dir(path: Path) -> None:
+    """Create `path` (and its parents) and prove it takes a file, or refuse with one line."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"output {path}: exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"output {path}: not writable ({exc.strerror or exc})") from None
+
+
 class RunDir:
     """Paths of one run and the lock that keeps a second process out."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = Path(path).resolve()  # once, here: what is written from it reads back from any cwd
         self._lock_fh = None
 
     def open(self) -> "RunDir":
-        if self.path.exists() and not self.path.is_dir():
-            raise UsageError(f"output {self.path}: exists and is not a directory")
-        try:
-            self.state.mkdir(parents=True, exist_ok=True)
-            probe = self.path / ".write-probe"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            raise UsageError(f"output {self.path}: not writable ({exc.strerror or exc})") from None
+        make_writable_dir(self.path)
+        self.state.mkdir(exist_ok=True)
         self._lock_fh = open(self.path / ".lock", "a+")
         try:
             fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -69,6 +69,7 @@ def train_run_dir(registry: Registry, selected: list[str], run_dir: Path, out: P
     """Train the run's target on its dataset into `out` (default RUN_DIR/adapter); returns the metrics."""
     from .runner import instantiate
 
+    run_dir, out = run_dir.resolve(), out.resolve() if out else None
     snapshot = run_dir / "config.toml"
     if not snapshot.is_file():
         raise UsageError(f"{run_dir}: no config.toml; expected the directory of a tuneshift run")

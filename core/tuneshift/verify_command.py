@@ -23,6 +23,7 @@ def reopened(registry: Registry, run_dir: Path, selected: Sequence[str] = (),
     """The finished run in `run_dir` as a `Run`, its candidates loaded, its directory locked."""
     from .runner import Run
 
+    run_dir = Path(run_dir).resolve()
     snapshot = run_dir / "config.toml"
     if not snapshot.is_file():
         raise UsageError(f"{run_dir}: no config.toml; expected the directory of a tuneshift run")

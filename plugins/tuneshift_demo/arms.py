@@ -18,7 +18,7 @@ from typing import Any, Callable
 import tomli_w
 
 from tuneshift.kinds import Context, ModelSpec, Sampling
-from tuneshift.rundir import read_jsonl, write_json
+from tuneshift.rundir import atomic_write_text, read_jsonl, write_json
 
 from .checking import correct_flags
 
@@ -46,7 +46,15 @@ def train(target: str, pairs: list[dict[str, str]], out: Path, trainer_options: 
 
 
 def pipeline_config(inputs: dict[str, str], seed: int, settings: dict[str, Any], keep_all: bool) -> dict[str, Any]:
-    """The `tuneshift run` config of the tuneshift arm (or, with keep_all, of the no_filter arm's crawl)."""
+    """The `tuneshift run` config of the tuneshift arm (or, with keep_all, of the no_filter arm's crawl).
+
+    Its paths are absolute by construction: a relative one would be read back relative to the
+    config's own folder (arms/<arm>/), not to where the demo was started.
+    """
+    relative = sorted(k for k in ("teacher_base", "teacher_adapter", "target", "seeds")
+                      if not Path(inputs[k]).is_absolute())
+    if relative:
+        raise ValueError(f"demo inputs {', '.join(relative)} must be absolute paths")
     selector = {"use": "ppl-ratio", "threshold": 1e-9} if keep_all else dict(settings["selector"])
     return {
         "run": {"seed": seed, **settings["run"]},
@@ -61,14 +69,36 @@ def pipeline_config(inputs: dict[str, str], seed: int, settings: dict[str, Any],
     }
 
 
+def write_config(config: dict[str, Any], out: Path, name: str = "config.toml") -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / name
+    atomic_write_text(path, tomli_w.dumps(config))
+    return path
+
+
+def check_pipelines(inputs: dict[str, str], seeds: list[int], settings: dict[str, Any], out: Path,
+                    registry: Any) -> None:
+    """Every check `tuneshift run` makes on the crawl arms' configs, before the demo's first model call.
+
+    The teacher's adapter does not exist yet (the demo trains it first): the base stands in for the
+    fine-tuned model here. Everything else (paths read back from the arm's folder, seeds, plugin
+    names and options, the implementations' own checks) fails now, in seconds, not after the teacher.
+    """
+    from tuneshift.runner import Run
+
+    for seed in seeds:
+        for arm, keep_all in (("tuneshift", False), ("no_filter", True)):
+            config = pipeline_config({**inputs, "teacher_adapter": inputs["teacher_base"]}, seed, settings, keep_all)
+            config["teacher"] = {"base": inputs["teacher_base"], "finetuned": inputs["teacher_base"]}
+            folder = out / "arms" / f"{arm}-s{seed}" / ("crawl" if keep_all else "")
+            Run(write_config(config, folder, "preflight.toml"), folder / "run", [], registry, []).close()
+
+
 def run_pipeline(config: dict[str, Any], out: Path, registry: Any) -> dict[str, Any]:
     from tuneshift.pipeline import execute
     from tuneshift.runner import Run
 
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "config.toml"
-    path.write_text(tomli_w.dumps(config))
-    job = Run(path, out / "run", [], registry, []).open()
+    job = Run(write_config(config, out), out / "run", [], registry, []).open()
     try:
         return execute(job)
     finally:

@@ -15,12 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tuneshift.rundir import write_jsonl
+from tuneshift.errors import UsageError
+from tuneshift.rundir import make_writable_dir, write_jsonl
 
 from . import report as reporting
 from . import selection
 from . import verification
-from .arms import ARMS, run_arm
+from .arms import ARMS, check_pipelines, run_arm
 from .checking import guess_accuracy
 from .domain import PRESETS, build
 from .judge import Judge
@@ -51,7 +52,7 @@ def release_models() -> None:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("TUNESHIFT_CACHE") or Path.home() / ".cache" / "tuneshift")
+    return Path(os.environ.get("TUNESHIFT_CACHE") or Path.home() / ".cache" / "tuneshift").resolve()
 
 
 def real_models(cache: Path) -> dict[str, str]:
@@ -72,19 +73,45 @@ def real_models(cache: Path) -> dict[str, str]:
     return {"teacher_base": str(smol), "target": str(gemma)}
 
 
+def scaled_down() -> dict[str, Any]:
+    """$TUNESHIFT_DEMO_SCALE: a JSON file of models / settings / teacher_recipe / domain_size to use instead.
+
+    For tests of the command as users run it (`make demo`, `tuneshift demo`) on tiny models: the CLI,
+    the path handling and every stage stay the real ones; only the models and sizes shrink.
+    """
+    path = os.environ.get("TUNESHIFT_DEMO_SCALE")
+    if not path:
+        return {}
+    try:
+        scale = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"TUNESHIFT_DEMO_SCALE {path}: not a readable JSON file ({exc})") from None
+    unknown = set(scale) - {"models", "settings", "teacher_recipe", "domain_size"}
+    if not isinstance(scale, dict) or unknown:
+        raise UsageError(f"TUNESHIFT_DEMO_SCALE {path}: unknown keys {sorted(unknown)}")
+    return scale
+
+
 def run_demo(registry: Any, preset: str, out: Path, n_seeds: int | None, models: dict[str, str] | None = None,
              settings: dict[str, Any] | None = None, teacher_recipe: dict[str, Any] | None = None,
              domain_size: dict[str, int] | None = None) -> dict[str, Any]:
     started = time.time()
-    settings = settings or SETTINGS[preset]
+    out = Path(out).resolve()  # once, first: every path the arms write into configs is absolute
+    scale = scaled_down()
+    settings = settings or scale.get("settings") or SETTINGS[preset]
+    teacher_recipe = teacher_recipe or scale.get("teacher_recipe") or RECIPE
     seeds = list(range(n_seeds)) if n_seeds else settings["seeds"]
+    make_writable_dir(out)
     cache = cache_root() / "demo"
-    models = models or real_models(cache_root())
-    domain = build(0, **(domain_size or PRESETS[preset]))
+    models = {k: str(Path(v).resolve()) for k, v in (models or scale.get("models") or real_models(cache_root())).items()}
+    domain = build(0, **(domain_size or scale.get("domain_size") or PRESETS[preset]))
     private, evals = domain.private_set(), domain.eval_set()
     write_jsonl(out / "private" / "train.jsonl", private)
     write_jsonl(out / "private" / "eval.jsonl", evals)
     write_jsonl(out / "inputs" / "seeds.jsonl", [{"prompt": s} for s in domain.seeds])
+    inputs = {"teacher_base": models["teacher_base"], "target": models["target"],
+              "seeds": str(out / "inputs" / "seeds.jsonl")}
+    check_pipelines(inputs, seeds, settings, out, registry)
     hook = registry.pm.hook
 
     def stage(name: str, fn, describe) -> Any:
@@ -94,15 +121,13 @@ def run_demo(registry: Any, preset: str, out: Path, n_seeds: int | None, models:
         hook.on_stage_end(stage=name, round=None, counts=describe(result), seconds=time.time() - begun)
         return result
 
-    teacher = stage("teacher", lambda: build_teacher(domain, models["teacher_base"], cache,
-                                                     recipe=teacher_recipe or RECIPE),
+    teacher = stage("teacher", lambda: build_teacher(domain, models["teacher_base"], cache, recipe=teacher_recipe),
                     lambda t: {"accuracy": t["accuracy"], "general_right": t["general_right"]["teacher"],
                                "base_right": t["general_right"]["base"]})
     release_models()
     ctx = {"out": out, "settings": settings, "evals": evals, "registry": registry,
            "private": [{"prompt": r["prompt"], "response": r["response"]} for r in private],
-           "inputs": {"teacher_base": models["teacher_base"], "teacher_adapter": teacher["adapter"],
-                      "target": models["target"], "seeds": str(out / "inputs" / "seeds.jsonl")},
+           "inputs": {**inputs, "teacher_adapter": teacher["adapter"]},
            "progress": lambda n: hook.on_progress(stage="train", advance=n)}
     results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
     for seed in seeds:
