@@ -19,7 +19,8 @@ def run_demo(state: Any, preset: str, out_dir: Path, n_seeds: int | None) -> Non
     report = run(state.registry, preset, out_dir, n_seeds)
     table = Table("arm", "accuracy", "std", "pairs", title=f"tuneshift demo ({preset}), held-out accuracy")
     for arm, r in report["arms"].items():
-        table.add_row(arm, f"{r['accuracy']:.3f}", f"{r['std']:.3f}", str(r.get("dataset_size", "")))
+        pairs = r.get("dataset_size")  # a mean over seeds
+        table.add_row(arm, f"{r['accuracy']:.3f}", f"{r['std']:.3f}", "" if pairs is None else f"{pairs:g}")
     console = Console(stderr=True)
     console.print(table)
     right = report["teacher"].get("general_right") or {}
