@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -117,3 +119,88 @@ def test_score_errors_are_one_line_exit_2(tiny, pairs_file, tmp_path, case):
     assert needle in lines[0]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def one_error_line(result) -> str:
+    """The single `error:` line of a refused command (exit 2, no traceback)."""
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def score_cli(tiny, inp: Path, out: Path, timeout: float = 120):
+    return run_cli("score", "--base", str(tiny["teacher_base"]), "--adapter", str(tiny["adapter"]),
+                   "--input", str(inp), "--output", str(out), timeout=timeout)
+
+
+def test_an_output_that_is_a_directory_or_under_a_file_is_refused(tiny, pairs_file, tmp_path):
+    line = one_error_line(score_cli(tiny, pairs_file, tmp_path))
+    assert line == f"error: output {tmp_path}: is a directory; give a file path for the scores"
+    (tmp_path / "a-file").write_text("mine\n")
+    line = one_error_line(score_cli(tiny, pairs_file, tmp_path / "a-file" / "sub" / "out.jsonl"))
+    under = tmp_path / "a-file" / "sub" / "out.jsonl"
+    assert line == f"error: output {under}: {tmp_path / 'a-file'} is not a directory"
+    assert (tmp_path / "a-file").read_text() == "mine\n"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod 555")
+def test_an_output_in_a_read_only_folder_is_refused_before_scoring(tiny, pairs_file, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        line = one_error_line(score_cli(tiny, pairs_file, folder / "out.jsonl"))
+    finally:
+        folder.chmod(0o755)
+    assert line == f"error: output {folder / 'out.jsonl'}: cannot write in {folder} (Permission denied)"
+
+
+def test_the_input_file_is_never_the_output(tiny, adapter_scores, tmp_path):
+    scored = write_rows(tmp_path / "scored.jsonl", adapter_scores)  # a score output: the shape rule alone would pass
+    before = scored.read_bytes()
+    line = one_error_line(score_cli(tiny, scored, scored))
+    assert line == f"error: output {scored}: is the --input file; give another path"
+    assert scored.read_bytes() == before
+
+
+def test_an_existing_file_that_is_no_score_output_is_never_overwritten(tiny, pairs_file, tmp_path):
+    for content in ("my notes\n", json.dumps({"prompt": "a", "response": "b"}) + "\n"):
+        mine = tmp_path / "mine.jsonl"
+        mine.write_text(content)
+        line = one_error_line(score_cli(tiny, pairs_file, mine))
+        assert line == (f"error: output {mine}: exists and is not a tuneshift score output; "
+                        "remove it or give a new path")
+        assert mine.read_text() == content
+
+
+def test_rerunning_a_score_command_replaces_its_own_output(tiny, pairs_file, adapter_scores, tmp_path):
+    out = write_rows(tmp_path / "out.jsonl", [{**r, "stale": True} for r in adapter_scores])
+    result = score_cli(tiny, pairs_file, out)
+    assert result.returncode == 0, result.stderr
+    rows = read_rows(out)
+    assert [r["id"] for r in rows] == [r["id"] for r in ROWS] and not any("stale" in r for r in rows)
+    assert [r["nll_finetuned"] for r in rows] == pytest.approx([r["nll_finetuned"] for r in adapter_scores], abs=1e-6)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]  # no temporary file left
+
+
+LONG_CASES = {  # (the offending row, the expected reason after "line 3: "); the tiny teacher's context is 1024
+    "over the context in tokens": ({"prompt": "What is the capital of Zorbia? " * 400, "response": "Velmora."},
+                                   r"prompt and response are \d{4,} tokens, over the model's context of 1024"),
+    "a 50 MB line": ({"prompt": "Hi", "response": "x" * 50_000_000},
+                     "prompt and response are 50000002 characters, over the model's context of 1024 tokens"),
+    "an empty response": ({"prompt": "Hi", "response": ""},
+                          "the response encodes to no tokens; an empty response cannot be scored"),
+}
+
+
+@pytest.mark.parametrize("case", list(LONG_CASES))
+def test_a_pair_the_model_cannot_score_is_refused_naming_its_line(tiny, tmp_path, case):
+    row, reason = LONG_CASES[case]
+    inp = tmp_path / "pairs.jsonl"
+    inp.write_text(json.dumps(ROWS[0]) + "\n\n" + json.dumps(row) + "\n" + json.dumps(ROWS[1]) + "\n")
+    out = tmp_path / "out.jsonl"
+    line = one_error_line(score_cli(tiny, inp, out))
+    assert re.fullmatch(rf"error: input {re.escape(str(inp))}, line 3: {reason}", line), line
+    assert not out.exists()

@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+import threading
+import time
 from typing import Any
 
 import httpx
 import pytest
 
-from serving import serving
+from conftest import run_cli
+from serving import free_port, serving
 
 LIMIT = 30000
+KEY = "serve-test-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +165,98 @@ def test_binds_loopback_by_default(server):
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://{address}:{server['port']}/health", timeout=5)
     assert math.isfinite(httpx.get(f"{server['url']}/health").json()["requests"])
+
+
+def one_error_line(result) -> str:
+    """The single `error:` line of a refused command (exit 2, no traceback)."""
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "0"])
+def test_an_invalid_port_is_one_error_line(tiny, port):
+    result = run_cli("serve", "--model", str(tiny["teacher_base"]), "--port", port, timeout=60)
+    assert one_error_line(result) == f"error: --port {port}: expected a port number from 1 to 65535"
+
+
+def test_a_busy_port_is_one_error_line(tiny):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--model", str(tiny["teacher_base"]), "--port", str(port), timeout=60)
+    assert one_error_line(result) == f"error: port {port} on 127.0.0.1 is in use"
+
+
+def test_an_adapter_of_another_base_is_refused_with_the_whole_reason(tiny):
+    result = run_cli("serve", "--model", str(tiny["target"]), "--adapter", f"ft={tiny['adapter']}",
+                     "--port", str(free_port()), timeout=120)
+    line = one_error_line(result)
+    assert line.startswith(f"error: adapter {tiny['adapter']}: does not fit base {tiny['target']} ("), line
+    assert "the adapter expects" in line and line.endswith("); was it trained on another base model?"), line
+
+
+def test_out_of_range_seeds_are_400_with_a_json_error(server):
+    for seed in (10**23, 2**63, -1):
+        response = complete(server, model="ft", prompt="Hi", max_tokens=1, temperature=1.0, seed=seed)
+        assert response.status_code == 400, seed
+        assert response.json()["error"]["message"].startswith("seed: "), response.text
+    chat = httpx.post(f"{server['url']}/v1/chat/completions", timeout=60,
+                      json={"model": "ft", "messages": [{"role": "user", "content": "Hi"}], "seed": 10**23})
+    assert chat.status_code == 400 and chat.json()["error"]["message"].startswith("seed: ")
+    largest = complete(server, model="ft", prompt="Hi", max_tokens=1, temperature=1.0, seed=2**63 - 1, n=2)
+    assert largest.status_code == 200, largest.text
+
+
+def test_unknown_routes_and_methods_are_json_errors(server):
+    missing = httpx.get(f"{server['url']}/v1/nope")
+    assert missing.status_code == 404 and missing.json()["error"]["message"] == "Not Found"
+    wrong = httpx.get(f"{server['url']}/v1/completions")
+    assert wrong.status_code == 405 and wrong.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.fixture(scope="module")
+def keyed(tiny):
+    """`tuneshift serve`'s app in this process with an API key, on a real loopback port, plus one
+    route that fails the way a model can (a RuntimeError), to reach the real error handlers."""
+    import uvicorn
+    from tuneshift_serve.server import ServeConfig, create_app
+
+    guard = create_app(ServeConfig(str(tiny["teacher_base"]), "base", {}, api_key=KEY))
+
+    @guard.app.get("/v1/fail")
+    def fail() -> None:
+        raise RuntimeError("the model fell over\nat some depth")
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(guard, host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started:
+        assert thread.is_alive() and time.time() < deadline, "the in-process server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_the_bearer_scheme_is_case_insensitive_and_the_key_is_still_checked(keyed):
+    for header in (f"Bearer {KEY}", f"bearer {KEY}", f"BEARER {KEY}", f"bEaReR  {KEY}"):
+        assert httpx.get(f"{keyed}/v1/models", headers={"Authorization": header}).status_code == 200, header
+    for headers in ({}, {"Authorization": f"Bearer {KEY}x"}, {"Authorization": f"Basic {KEY}"},
+                    {"Authorization": KEY}, {"Authorization": "Bearer"}, {"Authorization": f"Bearer{KEY}"}):
+        response = httpx.get(f"{keyed}/v1/models", headers=headers)
+        assert response.status_code == 401, headers
+        assert response.json()["error"]["type"] == "authentication_error"
+
+
+def test_an_unexpected_exception_is_a_json_500_in_the_openai_shape(keyed):
+    response = httpx.get(f"{keyed}/v1/fail", headers=AUTH)
+    assert response.status_code == 500 and response.headers["content-type"] == "application/json"
+    assert response.json() == {"error": {"message": "RuntimeError: the model fell over", "type": "server_error",
+                                         "code": 500}}
+    assert httpx.get(f"{keyed}/health", headers=AUTH).status_code == 200  # still serving

@@ -1,38 +1,96 @@
-"""`tuneshift score`: score any JSONL of (prompt, response) pairs with the chosen scorer."""
+"""`tuneshift score`: score any JSONL of (prompt, response) pairs with the chosen scorer.
+
+The output is checked first, before the input is read or a model loads: it
+must not be a directory, its folder must be writable, it must not be the
+input, and an existing file is replaced only when it is a score output
+already (every line a JSON object with `nll_finetuned`, `nll_base` and
+`ppl_ratio`), so a rerun overwrites its own result and never a user's file.
+A scorer with a `check_pairs(model, pairs)` method (the hf scorer: prompt and
+response against the model's context) vets every pair before the first one is
+scored; the first pair it refuses is reported with its line.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from pathlib import Path
 
 from .errors import UsageError
 from .kinds import Context, ModelSpec
 from .plugins import Registry
-from .rundir import read_jsonl, write_jsonl
+from .rundir import read_jsonl_numbered, write_jsonl
 from .stages.score import ppl_ratio
+
+SCORE_KEYS = ("nll_finetuned", "nll_base", "ppl_ratio")
+
+
+def is_score_output(path: Path) -> bool:
+    """Whether `path` holds `tuneshift score` output: at least one line, each an object with the score keys."""
+    seen = False
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                if not (isinstance(row, dict) and all(k in row for k in SCORE_KEYS)):
+                    return False
+                seen = True
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return seen
+
+
+def check_output(output_path: Path, input_path: Path) -> None:
+    """Refuse, with one line, an --output that cannot or must not be written."""
+    label = f"output {output_path}"
+    if output_path.is_dir():
+        raise UsageError(f"{label}: is a directory; give a file path for the scores")
+    folder = output_path.absolute().parent
+    while not folder.exists() and folder != folder.parent:  # atomic_write_text creates the missing folders
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"{label}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{label}: cannot write in {folder} (Permission denied)")
+    if output_path.exists():
+        if input_path.exists() and os.path.samefile(output_path, input_path):
+            raise UsageError(f"{label}: is the --input file; give another path")
+        if not is_score_output(output_path):
+            raise UsageError(f"{label}: exists and is not a tuneshift score output; remove it or give a new path")
 
 
 def score_file(registry: Registry, selected: list[str], base: str, adapter: str | None, finetuned: str | None,
                input_path: Path, output_path: Path, batch_size: int) -> int:
+    check_output(output_path, input_path)
     if bool(adapter) == bool(finetuned):
         raise UsageError("give exactly one of --adapter DIR or --finetuned MODEL")
     for label, path in (("--base", base), ("--adapter", adapter), ("--finetuned", finetuned)):
         if path and not Path(path).exists():
             raise UsageError(f"{label} {path}: no such file or directory")
-    rows = read_jsonl(input_path, "input")
-    for number, row in enumerate(rows, 1):
+    numbered = read_jsonl_numbered(input_path, "input")
+    for number, row in numbered:
         if not (isinstance(row, dict) and isinstance(row.get("prompt"), str) and isinstance(row.get("response"), str)):
             raise UsageError(f"input {input_path}, line {number}: expected an object with string 'prompt' and 'response'")
+    rows = [row for _, row in numbered]
     model = ModelSpec(base=base, adapter=adapter, finetuned=finetuned)
     entry = registry.choose("scorer", selected, None)
     progress = registry.pm.hook.on_progress
     context = Context(teacher=model, target=None, seed=0, work_dir=str(output_path.parent),
                       progress=lambda n: progress(stage="score", advance=n))
     scorer = entry.cls(entry.cls.Options(), context)
-    registry.pm.hook.on_stage_start(stage="score", round=None, total=len(rows))
-    started = time.perf_counter()
     out = []
     try:
+        scorer.check()  # file headers: an adapter of another base is refused before any model loads
+        check_pairs = getattr(scorer, "check_pairs", None)
+        refused = check_pairs(model, [(r["prompt"], r["response"]) for r in rows]) if check_pairs else None
+        if refused is not None:
+            index, reason = refused
+            raise UsageError(f"input {input_path}, line {numbered[index][0]}: {reason}")
+        registry.pm.hook.on_stage_start(stage="score", round=None, total=len(rows))
+        started = time.perf_counter()
         for start in range(0, len(rows), batch_size):
             chunk = rows[start:start + batch_size]
             for row, sc in zip(chunk, scorer.score(model, [(r["prompt"], r["response"]) for r in chunk]), strict=True):

@@ -116,6 +116,40 @@ def same_vocabulary(a: Any, b: Any) -> bool:
     return a is b or (len(a) == len(b) and a.get_vocab() == b.get_vocab())
 
 
+CHARS_PER_TOKEN = 64
+"""A text over this many characters per context token is refused untokenised (a 50 MB line would
+make the tokenizer work for minutes or fail deep inside it)."""
+
+
+def context_of(loaded: Any) -> int | None:
+    """How many tokens the model takes: its max_position_embeddings, else its tokenizer's
+    model_max_length when that is a real number (transformers' 'unset' is 1e30), else None."""
+    from .answering import context_limit
+
+    config = loaded.model.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for limit in (context_limit(loaded.model), getattr(text, "max_position_embeddings", None),
+                  getattr(loaded.tokenizer, "model_max_length", None)):
+        if isinstance(limit, int) and 0 < limit < 10**8:
+            return limit
+    return None
+
+
+def refuse_long(tokenizer: Any, pairs: list[tuple[str, str]], limit: int | None) -> tuple[int, str] | None:
+    """The first pair whose prompt (formatted) and response exceed `limit` tokens, or whose response
+    has no tokens, and why."""
+    for i, (prompt, response) in enumerate(pairs):
+        chars = len(prompt) + len(response)
+        if limit is not None and chars > CHARS_PER_TOKEN * limit:
+            return i, f"prompt and response are {chars} characters, over the model's context of {limit} tokens"
+        p, r = encode_pair(tokenizer, prompt, response)
+        if not r:
+            return i, "the response encodes to no tokens; an empty response cannot be scored"
+        if limit is not None and len(p) + len(r) > limit:
+            return i, f"prompt and response are {len(p) + len(r)} tokens, over the model's context of {limit}"
+    return None
+
+
 class HFScorer(Scorer):
     name = "hf-scorer"
     default = True
@@ -134,6 +168,18 @@ class HFScorer(Scorer):
         from .checks import check_spec
 
         check_spec(self.context.teacher)
+
+    def check_pairs(self, model: ModelSpec, pairs: list[tuple[str, str]]) -> tuple[int, str] | None:
+        """Before scoring: the index of the first pair too long for the fine-tuned model or its base
+        (or with an empty response), and the reason; None when every pair can be scored."""
+        from .loading import base_of, load
+
+        finetuned, base = load(model), base_of(model)
+        if base is finetuned or same_vocabulary(finetuned.tokenizer, base.tokenizer):  # one encoding for both
+            limits = [c for c in (context_of(finetuned), context_of(base)) if c is not None]
+            return refuse_long(finetuned.tokenizer, pairs, min(limits, default=None))
+        refused = [refuse_long(x.tokenizer, pairs, context_of(x)) for x in (finetuned, base)]
+        return min((r for r in refused if r is not None), default=None)
 
     def score(self, model: ModelSpec, pairs: list[tuple[str, str]]) -> list[Score]:
         import torch

@@ -21,6 +21,8 @@ from tuneshift.kinds import Sampling
 from .engine import BASE, Completion, Engine, Position, Row
 
 MAX_TOP = 20
+MAX_SEED = 2**63 - 1
+"""Seeds are 64-bit (torch's generators); seed + i for the i-th of n choices stays in range."""
 
 
 class CompletionRequest(BaseModel):
@@ -32,7 +34,7 @@ class CompletionRequest(BaseModel):
     temperature: float = Field(1.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     n: int = Field(1, ge=1, le=16)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
     echo: bool = False
     logprobs: int | None = Field(None, ge=0, le=MAX_TOP)
     prompt_logprobs: int | None = Field(None, ge=0, le=MAX_TOP)
@@ -51,7 +53,7 @@ class ChatRequest(BaseModel):
     temperature: float = Field(1.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     n: int = Field(1, ge=1, le=16)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
     stop: str | list[str] | None = None
     stream: bool = False
 

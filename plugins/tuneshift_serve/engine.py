@@ -20,7 +20,7 @@ import torch
 from tuneshift.errors import UsageError
 from tuneshift.kinds import Sampling
 from tuneshift_hf.answering import context_limit, stop_token_ids
-from tuneshift_hf.loading import check_adapter, load_causal_lm, load_tokenizer
+from tuneshift_hf.loading import _first_reason, check_adapter, load_causal_lm, load_tokenizer
 from tuneshift_hf.scoring import HEAD_ELEMENTS, capture_head_input
 
 BASE = "__base__"
@@ -64,10 +64,14 @@ class Engine:
             check_adapter(path, base)
             from peft import PeftModel
 
-            if not isinstance(model, PeftModel):
-                model = PeftModel.from_pretrained(model, path, adapter_name=name)
-            else:
-                model.load_adapter(path, adapter_name=name)
+            try:
+                if not isinstance(model, PeftModel):
+                    model = PeftModel.from_pretrained(model, path, adapter_name=name)
+                else:
+                    model.load_adapter(path, adapter_name=name)
+            except (RuntimeError, ValueError, KeyError) as exc:  # the whole reason, not the loader's header line
+                raise UsageError(f"adapter {path}: does not fit base {base} ({_first_reason(exc)}); "
+                                 "was it trained on another base model?") from None
         self.model = model.eval()
         self.adapters = list(adapters)
         self.limit = context_limit(model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 import tuneshift
+from tuneshift.errors import UsageError
 
 
 @tuneshift.hookimpl
@@ -21,6 +22,8 @@ def register_commands(cli):
                   help="How long a request waits for others to share its batch.")
     def serve(model_path, adapters, name, host, port, api_key, max_request_bytes, batch_wait_ms):
         """OpenAI-compatible server: /v1/models, /v1/completions, /v1/chat/completions (vLLM's shapes)."""
+        if not 1 <= port <= 65535:  # before anything loads
+            raise UsageError(f"--port {port}: expected a port number from 1 to 65535")
         from .server import ServeConfig, run
 
         run(ServeConfig.build(model_path, adapters, name, api_key, max_request_bytes, batch_wait_ms), host, port)

@@ -2,15 +2,21 @@
 
 One copy of the base weights serves every adapter; concurrent requests are
 merged into shared batches (batcher.py). Every request passes the guard
-first: the API key, when set, is compared in constant time, and a body over
-the size limit is refused with 413 whether or not it declares its length
-(chunked uploads are counted as they arrive, never buffered past the limit).
+first: the API key, when set, is compared in constant time (the scheme
+`Bearer` in any case), and a body over the size limit is refused with 413
+whether or not it declares its length (chunked uploads are counted as they
+arrive, never buffered past the limit). Every error is a JSON body in the
+OpenAI shape `{"error": {"message", "type", "code"}}`, an unexpected
+exception included (500, `server_error`, one log line).
 """
 
 from __future__ import annotations
 
+import errno
 import hmac
 import json
+import logging
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from tuneshift.errors import UsageError
 
@@ -26,6 +33,7 @@ from .completions import (ChatRequest, CompletionRequest, adapter_for, chat_resp
 from .engine import adapter_paths
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+log = logging.getLogger("uvicorn.error")
 
 
 @dataclass
@@ -42,7 +50,14 @@ class ServeConfig:
               max_request_bytes: int, batch_wait_ms: float = 10.0) -> "ServeConfig":
         if not Path(base).exists():
             raise UsageError(f"--model {base}: no such file or directory")
-        return cls(base, name or Path(base).name, adapter_paths(adapters), api_key, max_request_bytes, batch_wait_ms)
+        from tuneshift.kinds import ModelSpec
+        from tuneshift_hf.checks import check_spec
+
+        paths = adapter_paths(adapters)
+        check_spec(ModelSpec(base=base))  # file headers only: a bad model or adapter is refused before loading
+        for path in paths.values():
+            check_spec(ModelSpec(base=base, adapter=path))
+        return cls(base, name or Path(base).name, paths, api_key, max_request_bytes, batch_wait_ms)
 
 
 def error_body(status: int, message: str, kind: str = "invalid_request_error") -> dict[str, Any]:
@@ -51,6 +66,17 @@ def error_body(status: int, message: str, kind: str = "invalid_request_error") -
 
 def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
     return JSONResponse(error_body(status, message, kind), status_code=status)
+
+
+def bearer_key(authorization: str) -> str:
+    """The key of an `Authorization: Bearer KEY` header (the scheme in any case); "" for any other header."""
+    scheme, _, key = authorization.strip().partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else ""
+
+
+def server_error(exc: BaseException) -> dict[str, Any]:
+    lines = str(exc).strip().splitlines()
+    return error_body(500, f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__, "server_error")
 
 
 class Guard:
@@ -64,7 +90,7 @@ class Guard:
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if self.api_key is not None:
-            given = headers.get("authorization", "").removeprefix("Bearer ").strip()
+            given = bearer_key(headers.get("authorization", ""))
             if not hmac.compare_digest(given.encode(), self.api_key.encode()):
                 return await _send(send, 401, error_body(401, "invalid or missing API key", "authentication_error"))
         declared = headers.get("content-length")
@@ -88,7 +114,20 @@ class Guard:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, replay, send)
+        started = False
+
+        async def tracked(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, replay, tracked)
+        except Exception as exc:  # the app's handler answered already (JSON 500); log one line, not a traceback
+            log.error("%s %s: %s", scope.get("method"), scope.get("path"), server_error(exc)["error"]["message"])
+            log.debug("traceback", exc_info=True)
+            if not started:
+                await _send(send, 500, server_error(exc))
 
 
 async def _send(send: Any, status: int, payload: dict[str, Any]) -> None:
@@ -115,6 +154,16 @@ def create_app(config: ServeConfig) -> Any:
     @app.exception_handler(UsageError)
     async def refused(request: Request, exc: UsageError) -> JSONResponse:
         return _error(400, str(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:  # 404, 405: JSON too
+        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return JSONResponse(error_body(exc.status_code, str(exc.detail), kind), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(server_error(exc), status_code=500)
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
@@ -157,12 +206,31 @@ def create_app(config: ServeConfig) -> Any:
     return Guard(app, config.api_key, config.max_request_bytes)
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port as uvicorn binds it, or one line saying why not (taken, not an address here)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a restart reuses the port
+        sock.bind((host, port))
+    except (OSError, UnicodeError) as exc:
+        sock.close()
+        if getattr(exc, "errno", None) == errno.EADDRINUSE:
+            raise UsageError(f"port {port} on {host} is in use") from None
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise UsageError(f"--host {host} --port {port}: cannot listen there ({reason})") from None
+    return sock
+
+
 def run(config: ServeConfig, host: str, port: int) -> None:
     import uvicorn
 
+    sock = bind(host, port)  # before the model loads: a busy port is found at once
     if host not in LOOPBACK:
         import warnings
 
         warnings.warn(f"serving on {host}: reachable from other machines"
                       + ("" if config.api_key else " without an API key"), stacklevel=1)
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+    try:
+        uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning")).run(sockets=[sock])
+    finally:
+        sock.close()
