@@ -7,6 +7,7 @@ import pytest
 from conftest import TINY, run_cli, tiny_overrides
 from tuneshift import config
 from tuneshift.errors import UsageError
+from tuneshift.stages.evaluate import load_eval
 from tuneshift.stages.seeds import load_seeds
 
 GOOD = (TINY / "config.toml").read_text()
@@ -106,3 +107,75 @@ def test_relative_paths_resolve_against_the_config(tmp_path):
     assert raw["teacher"]["base"] == str(tmp_path / "sub" / "m")
     assert raw["teacher"]["adapter"] == "/abs/a"
     assert raw["seeds"]["path"] == str(tmp_path / "sub" / "s.jsonl")
+
+
+CORE = {"teacher": {"base": "/m", "adapter": "/a"}, "seeds": {"prompts": ["p"]}}
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("run.seed=18446744073709551616", "run.seed: Input should be less than 18446744073709551616"),
+    ("run.seed=-1", "run.seed: Input should be greater than or equal to 0"),
+    ("run.rounds=inf", "run.rounds: Input should be a finite number"),
+    ("run.max_new_tokens=nan", "run.max_new_tokens: Input should be a finite number"),
+    ('teacher.base=""', "teacher.base: a path cannot be empty"),
+    ('teacher.adapter=" "', "teacher.adapter: a path cannot be empty"),
+    ('target.model=""', "target.model: a path cannot be empty"),
+    ('seeds.path=""', "seeds.path: a path cannot be empty"),
+    ('eval.path=""', "eval.path: a path cannot be empty"),
+])
+def test_core_values_are_checked(override, fragment):
+    raw = config.apply_overrides(CORE, [override])
+    if override.startswith("seeds."):
+        del raw["seeds"]["prompts"]
+    with pytest.raises(UsageError, match=fragment.replace("(", r"\(")):
+        config.validate_core(raw)
+
+
+def test_the_largest_seed_torch_takes_is_valid():
+    assert config.validate_core(config.apply_overrides(CORE, [f"run.seed={2**64 - 1}"])).run.seed == 2**64 - 1
+
+
+def test_plugin_options_refuse_nan_and_infinity():
+    from tuneshift_select.gap import RatioOptions
+
+    for value in (float("nan"), float("inf"), float("-inf"), "nan"):
+        with pytest.raises(ValueError, match="finite number"):
+            RatioOptions.model_validate({"threshold": value})
+    assert RatioOptions.model_validate({"threshold": 2.0}).threshold == 2.0
+
+
+@pytest.mark.parametrize("bom", [False, True])
+@pytest.mark.parametrize("end", ["\n", "\r\n"])
+def test_a_bom_and_crlf_change_nothing(tmp_path, bom, end):
+    """A UTF-8 BOM (some editors write one) and CRLF line ends, in the config, the seeds and the eval file."""
+    def write(name, lines):
+        path = tmp_path / name
+        path.write_bytes((("\ufeff" if bom else "") + end.join(lines) + end).encode())
+        return path
+
+    (tmp_path / "plain.toml").write_text(GOOD)
+    assert config.load(write("c.toml", GOOD.splitlines())) == config.load(tmp_path / "plain.toml")
+    assert load_seeds(str(write("s.jsonl", ['{"prompt": "first"}', '"second"', ""])), None) == ["first", "second"]
+    assert load_seeds(str(write("s.txt", ["first", "", "second "])), None) == ["first", "second"]
+    assert load_eval(str(write("e.jsonl", ['{"prompt": "q", "answer": "a"}']))) == [{"prompt": "q", "answer": "a"}]
+
+
+def test_context_length_from_config_json_and_gguf(tiny, tmp_path):
+    import gguf
+
+    assert config.context_length(str(tiny["teacher_base"])) == 1024
+    assert config.context_length(str(tmp_path)) is None  # no config.json: the model's own checks say so
+    path = tmp_path / "m.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_token_list(["a", "bb", "ccc"])  # a string array before the key: skipped, not read as the key
+    writer.add_token_scores([0.0, 1.0, 2.0])
+    writer.add_context_length(321)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert config.context_length(str(path)) == 321
+    (tmp_path / "cut.gguf").write_bytes(path.read_bytes()[:40])
+    assert config.context_length(str(tmp_path / "cut.gguf")) is None
+    (tmp_path / "junk.gguf").write_bytes(b"GGUF" + b"\xff" * 64)
+    assert config.context_length(str(tmp_path / "junk.gguf")) is None

@@ -7,12 +7,14 @@ The core sections are validated here; each kind's section is validated by the
 from __future__ import annotations
 
 import copy
+import json
 import re
+import struct
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import UsageError
 from .kinds import KINDS
@@ -23,11 +25,21 @@ REDACTED = "***"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a path cannot be empty")
+    return value
+
+
+PathValue = Annotated[str, AfterValidator(_non_empty)]
+"""A path key's value: a string that says something (an empty one would mean the current directory)."""
 
 
 class RunSection(_Section):
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**64, description="every random choice derives from it (torch takes 64 bits)")
     rounds: int = Field(3, ge=1, description="rounds of expansion after the seed round")
     per_round: int = Field(16, ge=1, description="prompts proposed per round")
     target_size: int | None = Field(None, ge=1, description="stop once this many pairs are kept")
@@ -38,9 +50,9 @@ class RunSection(_Section):
 
 
 class TeacherSection(_Section):
-    base: str
-    adapter: str | None = None
-    finetuned: str | None = None
+    base: PathValue
+    adapter: PathValue | None = None
+    finetuned: PathValue | None = None
     trust_remote_code: bool = False
 
     @model_validator(mode="after")
@@ -53,13 +65,13 @@ class TeacherSection(_Section):
 
 
 class TargetSection(_Section):
-    model: str
+    model: PathValue
     trust_remote_code: bool = False
     train: bool = True
 
 
 class SeedsSection(_Section):
-    path: str | None = None
+    path: PathValue | None = None
     prompts: list[str] | None = None
 
     @model_validator(mode="after")
@@ -70,7 +82,7 @@ class SeedsSection(_Section):
 
 
 class EvalSection(_Section):
-    path: str | None = None
+    path: PathValue | None = None
 
 
 class VerifySection(_Section):
@@ -132,7 +144,7 @@ def load(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
     if path.is_dir():
         raise UsageError(f"config {path}: is a directory, expected a TOML file")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM some editors write is no TOML
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config {path}: TOML syntax error: {exc}") from None
     except UnicodeDecodeError:
@@ -195,3 +207,67 @@ def redact(value: Any) -> Any:
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
+
+
+# --- what a model declares, for checking lengths against it (no model library) -------------------------
+
+GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+"""GGUF metadata value types of fixed size (8 is a string, 9 an array) and their struct formats."""
+
+
+def context_length(path: str) -> int | None:
+    """The context in tokens a model declares: `max_position_embeddings` of a directory's config.json
+    (or of its text_config), `<arch>.context_length` of a GGUF file's header; None when it says nothing
+    readable (the model's own checks and its load judge the rest)."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            cfg = json.loads((p / "config.json").read_text(encoding="utf-8"))
+            for section in (cfg, cfg.get("text_config") or {}):
+                n = section.get("max_position_embeddings")
+                if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+                    return n
+            return None
+        return _gguf_context_length(p) if p.is_file() else None
+    except (OSError, ValueError, AttributeError, RecursionError, struct.error, OverflowError):
+        return None
+
+
+def _gguf_context_length(path: Path) -> int | None:
+    """`*.context_length` from a GGUF (v2, v3) header, reading key by key until it appears."""
+    with path.open("rb") as fh:
+        def read(fmt: str) -> Any:
+            size = struct.calcsize("<" + fmt)
+            data = fh.read(size)
+            if len(data) != size:
+                raise ValueError("truncated GGUF header")
+            return struct.unpack("<" + fmt, data)[0]
+
+        def skip(kind: int, depth: int = 0) -> None:
+            if kind in GGUF_SCALARS:
+                fh.seek(struct.calcsize(GGUF_SCALARS[kind]), 1)
+            elif kind == 8:
+                fh.seek(read("Q"), 1)
+            elif kind == 9 and depth < 4:
+                item, count = read("I"), read("Q")
+                if item in GGUF_SCALARS:
+                    fh.seek(count * struct.calcsize(GGUF_SCALARS[item]), 1)
+                else:
+                    for _ in range(count):
+                        skip(item, depth + 1)
+            else:
+                raise ValueError(f"unknown GGUF value type {kind}")
+
+        if fh.read(4) != b"GGUF" or read("I") not in (2, 3):
+            return None
+        read("Q")  # the tensor count
+        for _ in range(min(read("Q"), 1 << 16)):
+            size = read("Q")
+            if size > 1 << 16:
+                return None
+            key, kind = fh.read(size), read("I")
+            if key.endswith(b".context_length") and kind in (2, 4, 10, 3, 5, 11):
+                n = int(read(GGUF_SCALARS[kind]))
+                return n if n > 0 else None
+            skip(kind)
+    return None

@@ -19,9 +19,10 @@ KINDS = ("expander", "answerer", "deduper", "scorer", "selector", "trainer")
 
 
 class Options(BaseModel):
-    """Options of an implementation: its config section less the `use` key. Unknown keys are errors."""
+    """Options of an implementation: its config section less the `use` key. Unknown keys are errors,
+    and so is a float that is NaN or infinite (no option means anything by them)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- records -----------------------------------------------------------------

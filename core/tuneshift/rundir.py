@@ -6,6 +6,7 @@ run leaves either the old or the new version, never half of one.
 
 from __future__ import annotations
 
+import codecs
 import fcntl
 import json
 import os
@@ -52,28 +53,65 @@ def read_jsonl(path: Path, what: str = "file") -> list[Any]:
 
 def read_jsonl_numbered(path: Path, what: str = "file") -> list[tuple[int, Any]]:
     """(line number, value) of every non-blank line, so a later check can name the line it rejects."""
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{what} {path}: no such file")
     rows = []
-    try:
-        with path.open(encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append((number, json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise UsageError(f"{what} {path}, line {number}: not valid JSON ({exc.msg})") from None
-                except RecursionError:
-                    raise UsageError(f"{what} {path}, line {number}: nested too deeply") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{what} {path}: not UTF-8 text") from None
+    for number, line in read_text_lines(path, what):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{what} {path}, line {number}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise UsageError(f"{what} {path}, line {number}: nested too deeply") from None
+        if "\\u" in line:  # only an escape makes a lone surrogate: the line itself decoded as UTF-8
+            check_unicode(value, f"{what} {path}, line {number}")
+        rows.append((number, value))
     return rows
 
 
+def read_text_lines(path: Path, what: str = "file") -> list[tuple[int, str]]:
+    """(line number, text) of every line of a UTF-8 text file: a BOM at its start is dropped, lines end
+    in LF, CRLF or CR; bytes that are not UTF-8 (or encode a surrogate) are a usage error naming the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{what} {path}: no such file")
+    try:
+        data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
+    lines = []
+    for number, raw in enumerate(data.splitlines(), 1):
+        try:
+            lines.append((number, raw.decode("utf-8")))
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{what} {path}, line {number}: not UTF-8 text (byte {exc.start + 1})") from None
+    return lines
+
+
+def check_unicode(value: Any, where: str) -> None:
+    """Every string in `value` (a JSON value) is valid Unicode: a lone surrogate ("\\ud800") cannot be
+    written as UTF-8, so it would fail the run when its record is written, not here."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UsageError(f"{where}: a lone surrogate \\u{ord(exc.object[exc.start]):04x} in a string; "
+                         "text must be valid Unicode") from None
+    except (RecursionError, ValueError):  # as deep as json.loads allowed, or NaN: no strings to blame
+        pass
+
+
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """A state file of a directory tuneshift wrote; a damaged one is a usage error naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        reason = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+    except UnicodeDecodeError:
+        reason = "not UTF-8 text"
+    except RecursionError:
+        reason = "nested too deeply"
+    raise UsageError(f"state file {path}: not valid JSON ({reason}); remove the directory or use a new --out")
 
 
 def make_writable_dir(path: Path) -> None:

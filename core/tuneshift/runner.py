@@ -136,6 +136,13 @@ class Run:
         if t.adapter and not (Path(t.adapter) / "adapter_config.json").is_file():
             raise UsageError(f"config: teacher.adapter = {t.adapter}: no adapter_config.json "
                              "(not a PEFT adapter directory)")
+        answering = [("teacher.finetuned", t.finetuned) if t.finetuned else ("teacher.base", t.base),
+                     ("target.model", target.model if target else None)]  # the models run.max_new_tokens is for
+        for key, value in answering:
+            limit = config.context_length(value) if value else None
+            if limit is not None and self.cfg.run.max_new_tokens >= limit:
+                raise UsageError(f"config: run.max_new_tokens = {self.cfg.run.max_new_tokens} leaves no room for a "
+                                 f"prompt in the context of {key} = {value} ({limit} tokens); lower it")
         if self.cfg.eval.path:
             load_eval(self.cfg.eval.path)  # read now, not after training
 

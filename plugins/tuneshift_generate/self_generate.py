@@ -6,10 +6,13 @@ Calls go through the core's cached answerer, so a rerun regenerates nothing.
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
+from tuneshift.config import context_length
+from tuneshift.errors import UsageError
 from tuneshift.kinds import ExpansionState, Expander, ModelSpec, Options, Proposal, Sampling
 
 from .fewshot import build_request, parse_prompts
@@ -37,6 +40,42 @@ class SelfGenerate(Expander):
         if self.options.model == "base":
             return ModelSpec(base=teacher.base, trust_remote_code=teacher.trust_remote_code)
         return ModelSpec(base=self.options.model)
+
+    def check(self) -> None:
+        """A model path exists and is a model (a directory with config.json, or a GGUF file), and
+        max_new_tokens leaves room in its context for the request."""
+        model = self.options.model
+        if model not in ("teacher", "base"):
+            self._check_model_path(model)
+        spec = self._model()
+        path = spec.finetuned or spec.base
+        limit = context_length(path)
+        if limit is not None and self.options.max_new_tokens >= limit:
+            raise UsageError(f"config: expander.max_new_tokens = {self.options.max_new_tokens} leaves no room for "
+                             f"the request in the context of the expander's model {path} ({limit} tokens); lower it")
+
+    @staticmethod
+    def _check_model_path(model: str) -> None:
+        key = f"config: expander.model = {model}"
+        if not model.strip():
+            raise UsageError("config: expander.model: empty; give teacher, base or a model directory")
+        if "\0" in model:
+            raise UsageError("config: expander.model: a path cannot contain a NUL character")
+        p = Path(model)
+        if not p.exists():
+            raise UsageError(f"{key}: no such file or directory (give teacher, base or a model directory)")
+        if p.is_file():
+            try:
+                with p.open("rb") as fh:
+                    magic = fh.read(4)
+            except OSError as exc:
+                raise UsageError(f"{key}: cannot read it ({exc.strerror or exc})") from None
+            if magic != b"GGUF":
+                raise UsageError(f"{key}: not a GGUF file (bad magic bytes); give teacher, base, a model "
+                                 "directory or a .gguf file")
+        elif not (p / "config.json").is_file():
+            raise UsageError(f"{key}: no config.json (not a model directory); give teacher, base or a model "
+                             "directory")
 
     def propose(self, state: ExpansionState, n: int) -> list[Proposal]:
         rng = random.Random(f"{self.context.seed}/{state.round}/{self.name}")

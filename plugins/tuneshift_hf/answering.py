@@ -51,9 +51,9 @@ class HFAnswerer(Answerer):
     def check(self) -> None:
         from .checks import check_spec
 
-        check_spec(self.context.teacher, warn_no_template=True)  # the teacher's answers are the dataset
+        check_spec(self.context.teacher, warn_no_template=True, role="teacher")  # its answers are the dataset
         if self.context.target is not None:
-            check_spec(self.context.target)
+            check_spec(self.context.target, role="target")
 
     def answer(self, model: ModelSpec, prompts: list[str], sampling: Sampling) -> list[Answer]:
         import torch

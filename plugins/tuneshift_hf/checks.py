@@ -17,16 +17,52 @@ from tuneshift.kinds import ModelSpec
 from .loading import _check_path, is_gguf
 
 TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt",
+                   "spiece.model", "sentencepiece.bpe.model")
+"""Any one of them: the directory has a tokenizer of some kind (loading it decides whether it is whole)."""
+ROLE_KEYS = {"teacher": ("teacher.base", "teacher.finetuned", "teacher.adapter"), "target": ("target.model", None, None)}
+"""The config keys of a spec's base, finetuned and adapter, named in the messages about them."""
 
 
-def check_model_dir(path: str) -> None:
-    """A model directory must hold safetensors weights: pickled ones (.bin, .pt) are never loaded."""
+def where(path: str, key: str | None, noun: str = "model") -> str:
+    """How a message names a model: by its config key when known."""
+    return f"config: {key} = {path}" if key else f"{noun} {path}"
+
+
+def check_model_dir(path: str, key: str | None = None) -> None:
+    """A model directory holds a config.json that is a JSON object, safetensors weights (pickled ones,
+    .bin or .pt, are never loaded) and a tokenizer."""
     p = Path(path)
-    if p.is_dir() and not any(p.glob("*.safetensors")):
+    if not p.is_dir():
+        return
+    read_json_object(p / "config.json", where(path, key), "not a transformers model directory; give a model "
+                     "directory or a .gguf file")
+    if not any(p.glob("*.safetensors")):
         pickled = sorted(f.name for f in p.iterdir() if f.suffix in (".bin", ".pt", ".pth", ".ckpt"))
         found = f" (found {', '.join(pickled[:3])})" if pickled else ""
-        raise UsageError(f"model {path}: no .safetensors weights{found}; tuneshift loads safetensors only, "
+        raise UsageError(f"{where(path, key)}: no .safetensors weights{found}; tuneshift loads safetensors only, "
                          "convert the checkpoint first")
+    if not any((p / name).is_file() for name in TOKENIZER_FILES) and not any(p.glob("*.tiktoken")):
+        raise UsageError(f"{where(path, key)}: no tokenizer (no tokenizer.json, tokenizer_config.json or "
+                         "vocabulary file); save the model's tokenizer into the directory")
+
+
+def read_json_object(file: Path, who: str, missing: str) -> dict:
+    """A model's JSON file (config.json, adapter_config.json) as a dict, or a UsageError naming it."""
+    if not file.is_file():
+        raise UsageError(f"{who}: no {file.name} ({missing})")
+    try:
+        value = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{who}: {file.name} is not valid JSON ({exc.msg} at line {exc.lineno}, "
+                         f"column {exc.colno})") from None
+    except (UnicodeDecodeError, RecursionError):
+        raise UsageError(f"{who}: {file.name} is not valid JSON (not UTF-8 text, or nested too deeply)") from None
+    except OSError as exc:
+        raise UsageError(f"{who}: cannot read {file.name} ({exc.strerror or exc})") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{who}: {file.name} is not a JSON object (it holds a {type(value).__name__})")
+    return value
 
 
 def _shapes(files: list[Path]) -> dict[str, list[int]]:
@@ -87,17 +123,19 @@ def has_chat_template(path: str) -> bool | None:
         return None
 
 
-def check_spec(spec: ModelSpec, warn_no_template: bool = False) -> None:
-    """Every file of `spec` exists and has the right format; an adapter fits its base."""
-    for path in (spec.base, spec.finetuned):
+def check_spec(spec: ModelSpec, warn_no_template: bool = False, role: str | None = None) -> None:
+    """Every file of `spec` exists and has the right format; an adapter fits its base. `role` ("teacher",
+    "target") names the config keys in the messages."""
+    base_key, finetuned_key, adapter_key = ROLE_KEYS.get(role or "", (None, None, None))
+    for path, key in ((spec.base, base_key), (spec.finetuned, finetuned_key)):
         if path:
             _check_path(path)
-            if not is_gguf(path):
-                check_model_dir(path)
+            if not is_gguf(path):  # a .gguf holds its own config and tokenizer
+                check_model_dir(path, key)
     if spec.adapter:
         from .loading import check_adapter
 
-        check_adapter(spec.adapter, spec.base)
+        check_adapter(spec.adapter, spec.base, adapter_key)
         check_adapter_fits(spec.adapter, spec.base)
     tokenizer_of = spec.finetuned or spec.base
     if warn_no_template and has_chat_template(tokenizer_of) is False:

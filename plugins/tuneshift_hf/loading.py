@@ -202,13 +202,14 @@ def load_causal_lm(path: str, trust_remote_code: bool = False) -> Any:
     return model.to(device).eval()
 
 
-def check_adapter(adapter: str, base: str) -> None:
-    config_file = Path(adapter) / "adapter_config.json"
-    if not config_file.is_file():
-        raise UsageError(f"adapter {adapter}: no adapter_config.json (not a PEFT adapter directory)")
-    config = json.loads(config_file.read_text())
+def check_adapter(adapter: str, base: str, key: str | None = None) -> None:
+    """adapter_config.json is there, a JSON object, and the adapter leaves the base's biases alone."""
+    from .checks import read_json_object, where
+
+    who = where(adapter, key, "adapter")
+    config = read_json_object(Path(adapter) / "adapter_config.json", who, "not a PEFT adapter directory")
     if config.get("bias", "none") != "none":
-        raise UsageError(f"adapter {adapter}: bias={config['bias']!r} makes the base score inexact; "
+        raise UsageError(f"{who}: bias={config['bias']!r} makes the base score inexact; "
                          "tuneshift needs LoRA adapters with bias='none'")
 
 

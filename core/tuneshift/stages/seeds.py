@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UsageError
-from ..rundir import read_jsonl_numbered
+from ..rundir import read_jsonl_numbered, read_text_lines
 
 PROMPT_KEYS = ("prompt", "instruction", "question", "text")
 
@@ -49,7 +49,5 @@ def _read_file(path: Path) -> list[str]:
                 f"'prompt', got {type(row).__name__}"
             )
         return out
-    try:
-        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except UnicodeDecodeError:
-        raise UsageError(f"seeds {path}: not UTF-8 text") from None
+    # one prompt a line (LF, CRLF or CR), a leading BOM dropped; bytes that are not UTF-8 name their line
+    return [line for _, line in read_text_lines(path, "seeds") if line.strip()]
