@@ -1,7 +1,7 @@
 """A test plugin that injects one fault at one event of a run, as described by $TS_FAULT (JSON).
 
-    {"action": "kill" | "stop" | "disk_full", "stage": "answer", "round": 1, "at": "start" | "progress" | "end",
-     "nth": 1}
+    {"action": "kill" | "stop" | "disk_full" | "sigint" | "sigterm", "stage": "answer", "round": 1,
+     "at": "start" | "progress" | "end", "nth": 1}
 
 The fault fires at the stage's start, at its nth progress report that advanced (work was done and
 cached), or at its end (after the stage's work, before its checkpoint is written). Observer hooks
@@ -9,7 +9,8 @@ make the point exact, so the kill-and-resume tests are not a race against a time
 
 kill: SIGKILL itself (what `kill -9` or the OOM killer does: no cleanup, no atexit);
 stop: SIGSTOP itself (the process keeps its lock until the test continues or kills it);
-disk_full: from then on every file the run directory writes fails with ENOSPC.
+disk_full: from then on every file the run directory writes fails with ENOSPC;
+sigint, sigterm: send itself that signal (Ctrl-C; what `kill` and service managers send).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def _fire() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     elif action == "stop":
         os.kill(os.getpid(), signal.SIGSTOP)
+    elif action in ("sigint", "sigterm"):
+        os.kill(os.getpid(), signal.SIGINT if action == "sigint" else signal.SIGTERM)
     elif action == "disk_full":
         from tuneshift import rundir
 

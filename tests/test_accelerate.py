@@ -20,6 +20,8 @@ import tomli_w
 import torch
 from safetensors.torch import load_file
 
+from tuneshift.rundir import mark
+
 from conftest import ROOT, TINY, run_cli, tiny_overrides
 
 sys.path.insert(0, str(TINY))
@@ -33,7 +35,7 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # two processes share the CPU cores
 
 
 def make_run_dir(tiny: dict[str, Path], path: Path) -> Path:
-    """What `tuneshift run ... --set target.train=false` leaves: the resolved config and dataset.jsonl."""
+    """What `tuneshift run ... --set target.train=false` leaves: the resolved config, dataset.jsonl, the marker."""
     path.mkdir(parents=True)
     config = {"run": {"seed": 0},
               "teacher": {"base": str(tiny["teacher_base"]), "adapter": str(tiny["adapter"])},
@@ -43,6 +45,7 @@ def make_run_dir(tiny: dict[str, Path], path: Path) -> Path:
     (path / "config.toml").write_text(tomli_w.dumps(config))
     (path / "dataset.jsonl").write_text("".join(json.dumps({"prompt": q, "response": a, "score": 2.0}) + "\n"
                                                 for q, a in FACTS[:9]))
+    mark(path, "run")  # as `tuneshift run` marks the directories it makes
     return path
 
 

@@ -222,16 +222,18 @@ case("output directory that is a file", 2, "exists and is not a directory")(
     lambda j: setattr(j, "out", j.file("out-file", "precious")))
 
 
-def _damaged_run(j: Job, state_file: str) -> None:
+def _damaged_run(j: Job, state_file: str, content: str = '{"fingerprint": "abc"') -> None:
     """A run directory whose `state_file` a crash or a hand edit left as no JSON (its lock names this
     process, which takes it again: the directory stays byte for byte as it was)."""
     j.file("out/.tuneshift", '{"kind": "run"}\n')
     j.file("out/.lock", str(os.getpid()))
-    j.file(f"out/{state_file}", '{"fingerprint": "abc"')
+    j.file(f"out/{state_file}", content)
 
 
 case("corrupt state/job.json", 2, "state file …/out/state/job.json: not valid JSON (Expecting ',' delimiter at line 1, "
      "column 22); remove the directory or use a new --out")(lambda j: _damaged_run(j, "state/job.json"))
+case("state/job.json that is not an object", 2, "state file …/out/state/job.json: not a JSON object; remove the "
+     "directory or use a new --out")(lambda j: _damaged_run(j, "state/job.json", "[1, 2]\n"))
 
 
 # --- the generator server --------------------------------------------------------------------------------
@@ -299,7 +301,7 @@ def test_bad_input(name: str, tiny, tmp_path, capsys):
         candidates = [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
         assert [c["id"] for c in candidates] == list(range(len(candidates))) and candidates
         assert json.loads((out / "run.json").read_text())["status"] == "failed"
-        assert not [p for p in out.rglob(".*") if p.name != ".lock"]
+        assert not [p for p in out.rglob(".*") if p.name not in (".lock", ".tuneshift")]
 
 
 def test_a_damaged_stage_checkpoint_is_one_line_naming_it(tiny, tmp_path, capsys):

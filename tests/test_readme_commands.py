@@ -147,3 +147,12 @@ def test_the_tiny_example_script_as_written(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "runs" / "tiny" / "dataset.jsonl").stat().st_size > 0
     assert (tmp_path / "runs" / "tiny" / "adapter" / "adapter_config.json").is_file()
+
+
+def test_demo_refuses_a_folder_with_a_users_files(scale, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "report.md").write_text("my own report\n")
+    done = shell([sys.executable, "-m", "tuneshift", "demo", "--out", "."], project, scale)
+    assert done.returncode == 2 and "did not write" in done.stderr and done.stderr.count("error:") == 1
+    assert [p.name for p in project.iterdir()] == ["report.md"]

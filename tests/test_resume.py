@@ -99,7 +99,7 @@ def test_kill_three_times_and_rerun_equals_an_uninterrupted_run(reference, tiny,
     assert all(torch.allclose(weights[k], ref_weights[k], atol=1e-6) for k in weights)
     if stage == "train":  # the second kill left epoch 0's checkpoint: training went on from it
         assert report["train"]["resumed_from_epoch"] == 1
-    assert not [p.name for p in out.rglob(".*") if p.name != ".lock"]  # no temporary file left behind
+    assert not [p.name for p in out.rglob(".*") if p.name not in (".lock", ".tuneshift")]  # no temporary file left behind
 
 
 def test_kill_in_verify_three_times_and_rerun_equals_an_uninterrupted_run(tiny, tmp_path):
@@ -116,7 +116,7 @@ def test_kill_in_verify_three_times_and_rerun_equals_an_uninterrupted_run(tiny, 
     report, ref_report = (json.loads((d / "report.json").read_text()) for d in (out, reference))
     mine, theirs = ({k: v for k, v in r["verification"].items() if k != "model"} for r in (report, ref_report))
     assert mine == theirs and mine["overall"]["n"] > 0  # "model" names each run's own adapter path
-    assert not [p.name for p in out.rglob(".*") if p.name != ".lock"]
+    assert not [p.name for p in out.rglob(".*") if p.name not in (".lock", ".tuneshift")]
 
 
 def test_a_second_run_on_a_directory_in_use_is_refused(tiny, tmp_path):
@@ -136,3 +136,22 @@ def test_a_second_run_on_a_directory_in_use_is_refused(tiny, tmp_path):
     _, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr[-2000:]
     assert (out / "dataset.jsonl").is_file()
+
+
+@pytest.mark.parametrize("name, code", [("sigint", 130), ("sigterm", 143)])
+def test_a_signal_ends_the_run_resumably_and_the_rerun_equals_an_uninterrupted_run(reference, tiny, tmp_path,
+                                                                                    name, code):
+    """Ctrl-C or SIGTERM mid-answer: one line, exit 130 / 143, run.json says interrupted; the rerun finishes."""
+    out = tmp_path / "out"
+    stopped = start_run(tiny, out, {"action": name, "stage": "answer", "round": 1, "at": "progress", "nth": 1})
+    _, stderr = stopped.communicate(timeout=300)
+    assert stopped.returncode == code, stderr[-2000:]
+    lines = stderr.strip().splitlines()
+    assert lines[-1] == "error: interrupted; rerun the same command to resume" and "Traceback" not in stderr
+    assert sum(line.startswith("error:") for line in lines) == 1
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    assert not (out / "report.json").exists()
+    result = run_cli("run", CONFIG, "--out", str(out), *tiny_overrides(tiny, **NO_VERIFY), env=ONE_THREAD)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for output in OUTPUTS:
+        assert (out / output).read_text() == (reference / output).read_text(), output

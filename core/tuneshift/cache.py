@@ -26,8 +26,9 @@ def fingerprint(*parts: Any) -> str:
 
 
 def model_identity(*paths: str | None) -> list[Any]:
-    """Identity of model files, wherever they lie: each file's relative name, size and mtime,
-    plus a content hash of small files (configs, adapters), so a copied run directory still hits."""
+    """Identity of model files, wherever they lie: each file's relative name and size, the content hash
+    of small files (configs, adapters: a copied run directory still hits), and for large weights their
+    mtime and the hash of their first 64 KiB (the safetensors / GGUF header: names, shapes, dtypes)."""
     out: list[Any] = []
     for p in paths:
         if not p:
@@ -39,10 +40,15 @@ def model_identity(*paths: str | None) -> list[Any]:
         for f in files:
             stat = f.stat()
             small = stat.st_size <= SMALL_FILE
-            digest = hashlib.sha256(f.read_bytes()).hexdigest() if small else stat.st_mtime_ns
+            digest = hashlib.sha256(f.read_bytes()).hexdigest() if small else [stat.st_mtime_ns, _head_hash(f)]
             entries.append((str(f.relative_to(path)) if path.is_dir() else f.name, stat.st_size, digest))
         out.append(entries)
     return out
+
+
+def _head_hash(path: Path, size: int = 64 << 10) -> str:
+    with path.open("rb") as fh:
+        return hashlib.sha256(fh.read(size)).hexdigest()
 
 
 class Cache:

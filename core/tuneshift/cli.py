@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import traceback
 import warnings
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import TuneshiftError
+from .errors import Interrupted, TuneshiftError, UsageError, interrupted_exit
 from .plugins import Registry
 
 
@@ -39,6 +41,13 @@ def cli(ctx: click.Context, selected: tuple[str, ...], blocked: tuple[str, ...],
     ctx.obj = State(registry, list(selected), debug)
 
 
+def output_path(value: str | None, flag: str) -> Path | None:
+    """An output path as typed; an empty one is refused (it would mean the current directory)."""
+    if value is not None and not value.strip():
+        raise UsageError(f"{flag}: an empty path; give a directory")
+    return Path(value) if value is not None else None
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_obj
@@ -59,11 +68,11 @@ def plugins(state: State, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("config_path", metavar="CONFIG.toml", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+@click.option("--out", "out_dir", type=click.Path(), default=None,
               help="Run directory (default: runs/<config name>). Rerunning resumes.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key.")
 @click.pass_obj
-def run(state: State, config_path: Path, out_dir: Path | None, overrides: tuple[str, ...]) -> None:
+def run(state: State, config_path: Path, out_dir: str | None, overrides: tuple[str, ...]) -> None:
     """Run (or resume) the pipeline described by CONFIG.toml."""
     from .pipeline import execute
     from .runner import Run
@@ -71,7 +80,7 @@ def run(state: State, config_path: Path, out_dir: Path | None, overrides: tuple[
 
     refuse_multi_process("run")
 
-    out_dir = out_dir or Path("runs") / config_path.stem
+    out_dir = output_path(out_dir, "--out") or Path("runs") / config_path.stem
     job = Run(config_path, out_dir, list(overrides), state.registry, state.selected).open()
     try:
         report = execute(job)
@@ -83,14 +92,15 @@ def run(state: State, config_path: Path, out_dir: Path | None, overrides: tuple[
 
 @cli.command()
 @click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
-@click.option("--out", "adapter_dir", type=click.Path(path_type=Path), default=None,
-              help="Adapter directory to write (default: RUN_DIR/adapter).")
+@click.option("--out", "adapter_dir", type=click.Path(), default=None,
+              help="Adapter directory to write (default: RUN_DIR/adapter); never a directory tuneshift did not make.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key.")
 @click.pass_obj
-def train(state: State, run_dir: Path, adapter_dir: Path | None, overrides: tuple[str, ...]) -> None:
+def train(state: State, run_dir: Path, adapter_dir: str | None, overrides: tuple[str, ...]) -> None:
     """Train the target on RUN_DIR's dataset.jsonl; under `accelerate launch`, data-parallel on every device."""
     from .train_command import is_main_process, train_run_dir
 
+    adapter_dir = output_path(adapter_dir, "--out")
     metrics = train_run_dir(state.registry, state.selected, run_dir, adapter_dir, list(overrides))
     if is_main_process():
         click.echo(f"trained the target on {metrics['pairs']} pairs; adapter in {adapter_dir or run_dir / 'adapter'}",
@@ -135,17 +145,17 @@ def score(state: State, base: str, adapter: str | None, finetuned: str | None, i
 
 @cli.command()
 @click.option("--preset", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True)
+@click.option("--out", "out_dir", type=click.Path(), default="runs/demo", show_default=True)
 @click.option("--seeds", "n_seeds", type=int, default=None, help="Number of random seeds.")
 @click.pass_obj
-def demo(state: State, preset: str, out_dir: Path, n_seeds: int | None) -> None:
+def demo(state: State, preset: str, out_dir: str, n_seeds: int | None) -> None:
     """The embedded demo: SmolLM2 teacher -> Gemma 3 target, with floor, ceiling and ablations."""
     from .demo import run_demo
     from .train_command import refuse_multi_process
 
     refuse_multi_process("demo")
 
-    run_demo(state, preset, out_dir, n_seeds)
+    run_demo(state, preset, output_path(out_dir, "--out"), n_seeds)
 
 
 @cli.command("new-plugin")
@@ -171,9 +181,18 @@ def blocked_in(args: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+INTERRUPTED = "error: interrupted; rerun the same command to resume"
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Interrupted(signum)  # unwinds like Ctrl-C: run.json says interrupted, locks are released
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the CLI and turns errors into one line and an exit code."""
     args = sys.argv[1:] if argv is None else argv
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     debug = "--debug" in args
     warnings.formatwarning = lambda message, category, *_, **__: f"warning: {message}\n"
     if not debug:  # libraries' deprecation chatter is for developers
@@ -188,7 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.Abort:
+    except click.Abort as exc:  # click turns a KeyboardInterrupt into Abort: say what really happened
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, KeyboardInterrupt):
+            click.echo(INTERRUPTED, err=True)
+            return interrupted_exit(cause)
         click.echo("error: aborted", err=True)
         return 1
     except TuneshiftError as exc:
@@ -196,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("error: interrupted; rerun the same command to resume", err=True)
-        return 130
+    except KeyboardInterrupt as exc:
+        click.echo(INTERRUPTED, err=True)
+        return interrupted_exit(exc)
     except Exception as exc:  # a bug or an unexpected library failure: one line unless --debug
         if debug:
             traceback.print_exc()

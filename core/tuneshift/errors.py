@@ -17,3 +17,18 @@ class RunError(TuneshiftError):
     """Something failed while running; work done so far stays on disk (exit code 1)."""
 
     exit_code = 1
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM ended the command: 128 + the signal's number, and the rerun resumes."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum
+
+
+def interrupted_exit(exc: BaseException) -> int:
+    """The exit code of an interruption: 143 for SIGTERM, 130 for SIGINT (a plain KeyboardInterrupt)."""
+    return exc.exit_code if isinstance(exc, Interrupted) else 130

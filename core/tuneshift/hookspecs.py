@@ -87,4 +87,4 @@ def on_stage_end(stage: str, round: int | None, counts: dict[str, float], second
 
 @hookspec
 def on_run_end(out_dir: Path, status: str, error: str | None) -> None:
-    """The run ended with `status` "ok" or "failed" (then `error` is the one-line reason)."""
+    """The run ended with `status` "ok", "failed" or "interrupted" (then `error` is the one-line reason)."""

@@ -42,6 +42,9 @@ def execute(run: Run) -> dict[str, Any]:
     """Run (or resume) the whole pipeline; returns the report."""
     started = time.time()
     run.hook.on_run_start(out_dir=run.dir.path, config=run.provenance(started, "running", {})["config"])
+    # until this run ends, the directory holds no finished result: a kill must not leave an old report
+    write_json(run.dir.run_json, run.provenance(started, "running", {}))
+    run.dir.report.unlink(missing_ok=True)
     try:
         rounds = run_rounds(run)
         train_metrics = timed(run, "train", None, lambda: train.run(run))
@@ -51,11 +54,12 @@ def execute(run: Run) -> dict[str, Any]:
         write_json(run.dir.report, report)
         write_json(run.dir.run_json, run.provenance(started, "ok", report["counts"], report["rounds"]))
     except (Exception, KeyboardInterrupt) as exc:  # record the failure, then let the CLI report it
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         try:
-            write_json(run.dir.run_json, run.provenance(started, "failed", {}))
+            write_json(run.dir.run_json, run.provenance(started, status, {}))
         except TuneshiftError:  # a full disk fails this write too: report the first failure, not this one
             pass
-        run.hook.on_run_end(out_dir=run.dir.path, status="failed", error=str(exc) or type(exc).__name__)
+        run.hook.on_run_end(out_dir=run.dir.path, status=status, error=str(exc) or type(exc).__name__)
         raise
     run.hook.on_run_end(out_dir=run.dir.path, status="ok", error=None)
     return report

@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .errors import RunError, UsageError
 
@@ -38,12 +38,22 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise RunError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def _strict(path: Path, dump: Callable[[], str]) -> str:
+    """JSON as the standard has it: a NaN or infinity (a diverged number) is a failure, not `NaN` on disk."""
+    try:
+        return dump()
+    except ValueError as exc:
+        raise RunError(f"cannot write {path}: a value is NaN or infinite ({exc})") from None
+
+
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    text = _strict(path, lambda: json.dumps(obj, indent=2, ensure_ascii=False, default=str, allow_nan=False))
+    atomic_write_text(path, text + "\n")
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    text = _strict(path, lambda: "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in rows))
+    atomic_write_text(path, text)
 
 
 def read_jsonl(path: Path, what: str = "file") -> list[Any]:
@@ -127,6 +137,49 @@ def make_writable_dir(path: Path) -> None:
         raise UsageError(f"output {path}: not writable ({exc.strerror or exc})") from None
 
 
+MARKER = ".tuneshift"
+"""The file that marks a directory as tuneshift's own (its kind: run, demo, adapter), written at creation."""
+
+
+def owner(path: Path) -> str | None:
+    """The kind of tuneshift directory `path` is, from its marker; None when it has none."""
+    try:
+        return json.loads((path / MARKER).read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def mark(path: Path, kind: str, **extra: Any) -> None:
+    from . import __version__
+
+    write_json(path / MARKER, {"kind": kind, "tuneshift": __version__, **extra})
+
+
+def claim(path: Path, kind: str, legacy: Callable[[Path], bool] = lambda p: False) -> None:
+    """Make `path` a `kind` directory of tuneshift's, or refuse with one line before anything is written.
+
+    A new or empty directory is claimed (created and marked); one marked as `kind` is ours already;
+    `legacy(path)` adopts what an earlier version made before markers existed. Anything else (a
+    user's folder, the current directory with their files in it) is refused: never overwrite.
+    """
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"output {path}: exists and is not a directory")
+    found = owner(path) if path.is_dir() else None
+    if found is not None and found != kind:
+        raise UsageError(f"output {path}: holds a tuneshift {found}, not a {kind}; give another directory")
+    if found is None and path.is_dir() and any(path.iterdir()) and not legacy(path):
+        raise UsageError(f"output {path}: exists and holds files tuneshift did not write; "
+                         "give a new or empty directory")
+    make_writable_dir(path)
+    if found is None:
+        mark(path, kind)
+
+
+def is_legacy_run(path: Path) -> bool:
+    """A run directory of a tuneshift before markers: it holds the job fingerprint."""
+    return (path / "state" / "job.json").is_file()
+
+
 class RunDir:
     """Paths of one run and the lock that keeps a second process out."""
 
@@ -135,7 +188,7 @@ class RunDir:
         self._lock_fh = None
 
     def open(self) -> "RunDir":
-        make_writable_dir(self.path)
+        claim(self.path, "run", is_legacy_run)
         self.state.mkdir(exist_ok=True)
         self._lock_fh = open(self.path / ".lock", "a+")
         try:

@@ -165,20 +165,36 @@ class Run:
             self.cache.close()
         self.dir.close()
 
-    def _job_fingerprint(self) -> str:
+    def _job_parts(self) -> dict[str, str]:
+        """What the run's results depend on, each part fingerprinted on its own so a change can be named:
+        the config (less the keys that may change), the plugins, the seeds' content, the models' files."""
         raw = {s: (dict(v) if isinstance(v, dict) else v) for s, v in self.raw.items() if s not in FREE_SECTIONS}
         for section, key in EXTENSIBLE_KEYS:
             raw.get(section, {}).pop(key, None)
         chosen = {k: impl.identity() for k, impl in self.impl.items()}
-        return fingerprint(config.redact(raw), chosen)
+        parts = {"config or plugin choice": fingerprint(config.redact(raw), chosen),
+                 "seeds": fingerprint(self.seeds)}
+        models = {"teacher.base": self.teacher.base, "teacher.adapter": self.teacher.adapter,
+                  "teacher.finetuned": self.teacher.finetuned, "target.model": self.target and self.target.base}
+        parts.update({f"{key} files": fingerprint(model_identity(path)) for key, path in models.items() if path})
+        return parts
 
     def _check_same_job(self) -> None:
+        """A directory resumes only the run it holds: same config, plugins, seeds and model files."""
         marker = self.dir.state / "job.json"
-        mine = self._job_fingerprint()
-        if marker.exists() and read_json(marker).get("fingerprint") != mine:
-            raise UsageError(f"output {self.dir.path}: holds a run of another config or plugin choice; "
-                             "use a new --out (only run.rounds, run.target_size, eval.path and [verify] may change)")
-        write_json(marker, {"fingerprint": mine})
+        parts = self._job_parts()
+        if marker.exists():
+            saved = read_json(marker)
+            if not isinstance(saved, dict):
+                raise UsageError(f"state file {marker}: not a JSON object; remove the directory or use a new --out")
+            before = saved.get("parts") or {"config or plugin choice": saved.get("fingerprint")}
+            changed = [name for name, value in before.items() if parts.get(name) != value]
+            changed += [name for name in parts if name not in before and "parts" in saved]
+            if changed:
+                what = ", ".join(("another " if n.startswith("config") else "other ") + n for n in changed)
+                raise UsageError(f"output {self.dir.path}: holds a run of {what}; use a new --out "
+                                 "(only run.rounds, run.target_size, eval.path and [verify] may change)")
+        write_json(marker, {"fingerprint": fingerprint(parts), "parts": parts})
 
     # -- events ---------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 from .errors import UsageError
@@ -55,8 +56,9 @@ def render(name: str, kind: str, out_parent: Path) -> Path:
     target = out_parent / mapping["tuneshift-example"]
     if target.exists():
         raise UsageError(f"new-plugin: {target} already exists")
-    staging = out_parent / f".{target.name}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
+    out_parent.mkdir(parents=True, exist_ok=True)
+    # a fresh, uniquely named staging folder: nothing of the user's is ever in it, or removed with it
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=out_parent)) / "tree"
     shutil.copytree(TEMPLATE, staging, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
     for dropped in set(TEMPLATE_KINDS) - kinds:
         (staging / "tuneshift_example" / f"{dropped}.py").unlink()
@@ -68,4 +70,5 @@ def render(name: str, kind: str, out_parent: Path) -> Path:
             path.write_text(text, encoding="utf-8")
     (staging / "tuneshift_example").rename(staging / mapping["tuneshift_example"])
     staging.rename(target)
+    staging.parent.rmdir()
     return target

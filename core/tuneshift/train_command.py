@@ -22,7 +22,7 @@ from .errors import UsageError
 from .kinds import Context, ModelSpec
 from .plugins import Registry
 from .rundir import RunDir, read_jsonl, write_json
-from .stages.train import fit, training_pair
+from .stages.train import check_adapter_out, fit, training_pair
 
 RANK_VARIABLES = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
 WORLD_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
@@ -85,10 +85,11 @@ def train_run_dir(registry: Registry, selected: list[str], run_dir: Path, out: P
     context = Context(teacher=ModelSpec(base=t.base, adapter=t.adapter, finetuned=t.finetuned,
                                         trust_remote_code=t.trust_remote_code),
                       target=target, seed=cfg.run.seed, work_dir=str(run_dir / "state" / "plugins"))
-    trainer = instantiate(registry, raw, "trainer", selected, context)
-    main = is_main_process()
     directory = RunDir(run_dir)
     adapter = out or directory.adapter
+    check_adapter_out(adapter, run_dir, [t.base, t.adapter, t.finetuned, cfg.target.model])
+    trainer = instantiate(registry, raw, "trainer", selected, context)
+    main = is_main_process()
     if main:
         directory.open()  # the lock: no `tuneshift run` on this directory meanwhile
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneshift.errors import UsageError
-from tuneshift.rundir import make_writable_dir, write_jsonl
+from tuneshift.rundir import claim, write_jsonl
 
 from . import report as reporting
 from . import selection
@@ -101,7 +101,7 @@ def run_demo(registry: Any, preset: str, out: Path, n_seeds: int | None, models:
     settings = settings or scale.get("settings") or SETTINGS[preset]
     teacher_recipe = teacher_recipe or scale.get("teacher_recipe") or RECIPE
     seeds = list(range(n_seeds)) if n_seeds else settings["seeds"]
-    make_writable_dir(out)
+    claim(out, "demo", legacy=lambda p: (p / "inputs" / "seeds.jsonl").is_file())  # never a user's folder
     cache = cache_root() / "demo"
     models = {k: str(Path(v).resolve()) for k, v in (models or scale.get("models") or real_models(cache_root())).items()}
     domain = build(0, **(domain_size or scale.get("domain_size") or PRESETS[preset]))

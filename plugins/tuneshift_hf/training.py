@@ -22,6 +22,7 @@ with any number of processes.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from tuneshift.cache import fingerprint
+from tuneshift.errors import RunError
 from tuneshift.kinds import ModelSpec, Options, Trainer
 
 from .formatting import encode_pair, span_weights
@@ -78,6 +80,12 @@ class LoRATrainer(Trainer):
     description = "peft LoRA supervised fine-tuning, loss on response tokens, resumable per epoch"
     Options = LoRAOptions
 
+    def _finite(self, what: str, value: float, where: str) -> None:
+        """A loss, gradient or weight that is NaN or inf ends the training (nothing diverged is saved)."""
+        if not math.isfinite(value):
+            raise RunError(f"training diverged: the {what} is {value} {where} "
+                           f"(trainer.learning_rate = {self.options.learning_rate:g}); lower the learning rate")
+
     def train(self, model: ModelSpec, pairs: list[dict[str, Any]], out_dir: str, checkpoint_dir: str) -> dict[str, Any]:
         import torch
         from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
@@ -103,7 +111,8 @@ class LoRATrainer(Trainer):
             weights.append(None if spans is None else span_weights(tok, pair["response"], spans, len(r)))
         weighted = any(w is not None for w in weights)
         weights = [w if w is not None else [1.0] * len(r) for w, (_, r) in zip(weights, encoded)]
-        optimiser = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=o.learning_rate)
+        trainable = [p for p in peft_model.parameters() if p.requires_grad]
+        optimiser = torch.optim.AdamW(trainable, lr=o.learning_rate)
         ckpt = Path(checkpoint_dir) / "checkpoint.pt"
         # the number of epochs is left out: a job trained for fewer epochs resumes into a longer one
         job = fingerprint({k: v for k, v in self.identity().items() if k != "options"},
@@ -132,8 +141,11 @@ class LoRATrainer(Trainer):
                     logprobs = response_logprobs(peft_model, tok.pad_token_id, rows, wrapper=wrapped)
                     row_weights = [torch.tensor(weights[j]) for j in mine or batch[:1]] if weighted else None
                     loss, batch_loss = parallel.loss(logprobs, counted=bool(mine), weights=row_weights)
+                    self._finite("loss", batch_loss, f"at epoch {epoch + 1}, step {i + 1}")
                     (loss / o.grad_accumulation).backward()
                 if step:  # also after the epoch's last, incomplete accumulation
+                    norm = torch.nn.utils.clip_grad_norm_(trainable, float("inf"))  # measures, clips nothing
+                    self._finite("gradient norm", norm.item(), f"at epoch {epoch + 1}, step {i + 1}")
                     optimiser.step()
                     optimiser.zero_grad()
                 epoch_loss += batch_loss
@@ -145,6 +157,8 @@ class LoRATrainer(Trainer):
                             "adapter": get_peft_model_state_dict(peft_model)}, str(ckpt) + ".tmp")
                 Path(str(ckpt) + ".tmp").replace(ckpt)
             parallel.barrier()
+        if not all(bool(torch.isfinite(p).all()) for p in trainable):
+            self._finite("largest adapter weight", float("nan"), "after training")
         if parallel.is_main:
             peft_model.save_pretrained(out_dir)
             tok.save_pretrained(out_dir)
