@@ -67,6 +67,16 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
                            *args], capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT)
 
 
+def one_error_line(result: subprocess.CompletedProcess, code: int = 2, alone: bool = True) -> str:
+    """The single `error:` line of a failed command: its exit code, no traceback, and nothing else on
+    stderr (`alone`), or else only lines before it (warnings, progress) and none of them an error."""
+    assert result.returncode == code, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr and lines and lines[-1].startswith("error: "), result.stderr[-2000:]
+    assert len(lines) == 1 if alone else sum(line.startswith("error: ") for line in lines) == 1
+    return lines[-1]
+
+
 @pytest.fixture
 def cli():
     return run_cli

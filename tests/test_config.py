@@ -144,6 +144,16 @@ def test_plugin_options_refuse_nan_and_infinity():
     assert RatioOptions.model_validate({"threshold": 2.0}).threshold == 2.0
 
 
+def test_trainer_seed_is_range_checked():
+    """The trainer seeds torch with seed * 1000 + epoch: a seed of 2**64 failed only after the rounds."""
+    from tuneshift_hf.training import LoRAOptions
+
+    for value in (-1, 2**32, 2**64):
+        with pytest.raises(ValueError, match="seed"):
+            LoRAOptions.model_validate({"seed": value})
+    assert LoRAOptions.model_validate({"seed": 2**32 - 1}).seed == 2**32 - 1
+
+
 @pytest.mark.parametrize("bom", [False, True])
 @pytest.mark.parametrize("end", ["\n", "\r\n"])
 def test_a_bom_and_crlf_change_nothing(tmp_path, bom, end):

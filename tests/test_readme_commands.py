@@ -33,8 +33,9 @@ SCALE = {
 
 
 def shell(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 900):
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    # under `make test` (CI) the outer make's flags would make this one a sub-make ("Entering directory")
+    outer = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**outer, **(env or {})})
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import one_error_line, run_cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "tiny"))
 from facts import FACTS  # noqa: E402
@@ -119,15 +119,6 @@ def test_score_errors_are_one_line_exit_2(tiny, pairs_file, tmp_path, case):
     assert needle in lines[0]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out.jsonl").exists()
-
-
-def one_error_line(result) -> str:
-    """The single `error:` line of a refused command (exit 2, no traceback)."""
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 def score_cli(tiny, inp: Path, out: Path, timeout: float = 120):

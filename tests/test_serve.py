@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import run_cli
+from conftest import one_error_line, run_cli
 from serving import free_port, serving
 
 LIMIT = 30000
@@ -165,15 +165,6 @@ def test_binds_loopback_by_default(server):
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://{address}:{server['port']}/health", timeout=5)
     assert math.isfinite(httpx.get(f"{server['url']}/health").json()["requests"])
-
-
-def one_error_line(result) -> str:
-    """The single `error:` line of a refused command (exit 2, no traceback)."""
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize("port", ["70000", "-1", "0"])

@@ -7,11 +7,12 @@ with its error and the rest keeps working.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import os
 from dataclasses import dataclass
 from importlib.metadata import entry_points, packages_distributions, version
-from typing import Any
+from typing import Any, Mapping
 
 import pluggy
 
@@ -45,9 +46,17 @@ def _one_line(exc: BaseException) -> str:
     return f"error: {type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+@functools.lru_cache(maxsize=None)
+def _distributions() -> Mapping[str, list[str]]:
+    """Top-level module -> distributions: one scan of the installed metadata per process, not one per
+    implementation (each scan reads every distribution's file list: seconds, at every command's start)."""
+    return packages_distributions()
+
+
+@functools.lru_cache(maxsize=None)
 def _distribution_of(module_name: str) -> tuple[str, str]:
     top = module_name.split(".")[0]
-    names = packages_distributions().get(top, [])
+    names = _distributions().get(top, [])
     if not names:
         return ("(local)", "")
     return names[0], version(names[0])

@@ -49,7 +49,7 @@ class LoRAOptions(Options):
     batch_size: int = Field(8, ge=1)
     grad_accumulation: int = Field(1, ge=1)
     max_length: int = Field(256, ge=8)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32, description="epoch k seeds torch with seed * 1000 + k: 32 bits fit")
 
     @field_validator("target_modules")
     @classmethod
