@@ -98,31 +98,31 @@ def test_train_out_replaces_only_its_own_previous_output(finished, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["mine"]  # no staging or old copy left
 
 
-def test_a_changed_seeds_file_is_not_resumed_with_old_results(tiny, tmp_path):
-    seeds = tmp_path / "seeds.jsonl"
-    shutil.copy(tiny["seeds"], seeds)
-    out = tmp_path / "run"
-    args = ["run", CONFIG, "--out", str(out), *tiny_overrides(tiny, **FAST, **{"seeds.path": str(seeds)})]
-    assert run_cli(*args).returncode == 0
-    dataset = (out / "dataset.jsonl").read_text()
-    seeds.write_text(seeds.read_text() + json.dumps({"prompt": "A seed added in place?"}) + "\n")
-    result = run_cli(*args)
-    assert "other seeds" in one_error_line(result, alone=False)
-    assert (out / "dataset.jsonl").read_text() == dataset
+def _edit_seeds(path: Path) -> None:
+    path.write_text(path.read_text() + json.dumps({"prompt": "A seed added in place?"}) + "\n")
 
 
-def test_a_retrained_teacher_adapter_is_not_resumed_with_old_results(tiny, tmp_path):
-    adapter = tmp_path / "teacher-adapter"
-    shutil.copytree(tiny["adapter"], adapter)
-    out = tmp_path / "run"
-    args = ["run", CONFIG, "--out", str(out), *tiny_overrides(tiny, **FAST, **{"teacher.adapter": str(adapter)})]
-    assert run_cli(*args).returncode == 0
+def _retrain_adapter(path: Path) -> None:
     from safetensors.torch import load_file, save_file
 
-    weights = load_file(str(adapter / "adapter_model.safetensors"))
-    save_file({k: v * 1.5 for k, v in weights.items()}, str(adapter / "adapter_model.safetensors"))
-    result = run_cli(*args)
-    assert "other teacher.adapter files" in one_error_line(result, alone=False)
+    weights = load_file(str(path / "adapter_model.safetensors"))
+    save_file({k: v * 1.5 for k, v in weights.items()}, str(path / "adapter_model.safetensors"))
+
+
+@pytest.mark.parametrize("key, change, named", [("seeds.path", _edit_seeds, "other seeds"),
+                                                ("teacher.adapter", _retrain_adapter, "other teacher.adapter files")])
+def test_an_input_changed_in_place_is_not_resumed_with_old_results(tiny, tmp_path, key, change, named):
+    """The seeds edited, or the teacher's LoRA retrained, under the same path: refused by name."""
+    source = tiny["seeds"] if key == "seeds.path" else tiny["adapter"]
+    copy = tmp_path / source.name
+    (shutil.copy if source.is_file() else shutil.copytree)(source, copy)
+    out = tmp_path / "run"
+    args = ["run", CONFIG, "--out", str(out), *tiny_overrides(tiny, **FAST, **{key: str(copy)})]
+    assert run_cli(*args).returncode == 0
+    dataset = (out / "dataset.jsonl").read_text()
+    change(copy)
+    assert named in one_error_line(run_cli(*args), alone=False)
+    assert (out / "dataset.jsonl").read_text() == dataset
 
 
 def assert_agree(out: Path) -> None:

@@ -162,9 +162,7 @@ def claim(path: Path, kind: str, legacy: Callable[[Path], bool] = lambda p: Fals
     `legacy(path)` adopts what an earlier version made before markers existed. Anything else (a
     user's folder, the current directory with their files in it) is refused: never overwrite.
     """
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"output {path}: exists and is not a directory")
-    found = owner(path) if path.is_dir() else None
+    found = owner(path) if path.is_dir() else None  # a file in the way: make_writable_dir says so
     if found is not None and found != kind:
         raise UsageError(f"output {path}: holds a tuneshift {found}, not a {kind}; give another directory")
     if found is None and path.is_dir() and any(path.iterdir()) and not legacy(path):

@@ -86,8 +86,10 @@ def scaled_down() -> dict[str, Any]:
         scale = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise UsageError(f"TUNESHIFT_DEMO_SCALE {path}: not a readable JSON file ({exc})") from None
+    if not isinstance(scale, dict):
+        raise UsageError(f"TUNESHIFT_DEMO_SCALE {path}: expected a JSON object")
     unknown = set(scale) - {"models", "settings", "teacher_recipe", "domain_size"}
-    if not isinstance(scale, dict) or unknown:
+    if unknown:
         raise UsageError(f"TUNESHIFT_DEMO_SCALE {path}: unknown keys {sorted(unknown)}")
     return scale
 
