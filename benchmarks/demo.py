@@ -37,10 +37,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="the demo's folder (as tuneshift demo)")
     parser.add_argument("--seeds", type=int, default=None)
     ns = parser.parse_args()
-    from tuneshift.plugins import Registry
+    from tuneshift._commands.state import State
+    from tuneshift._registry import Registry
     from tuneshift_demo.run import run_demo
 
-    report = run_demo(Registry(), ns.preset, ns.out, ns.seeds)
+    report = run_demo(State(Registry(), []), ns.preset, ns.out, ns.seeds)
     print(json.dumps(headline(report), indent=1))
 
 

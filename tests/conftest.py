@@ -63,7 +63,7 @@ def tiny_overrides(tiny: dict[str, Path], **extra: object) -> list[str]:
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `tuneshift ARGS` in a fresh process (as a user would)."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-c", "import sys; from tuneshift.cli import main; sys.exit(main())",
+    return subprocess.run([sys.executable, "-c", "import sys; from tuneshift._cli import main; sys.exit(main())",
                            *args], capture_output=True, text=True, env=full_env, timeout=timeout, cwd=ROOT)
 
 

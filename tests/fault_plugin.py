@@ -48,7 +48,7 @@ def _fire() -> None:
     elif action in ("sigint", "sigterm"):
         os.kill(os.getpid(), signal.SIGINT if action == "sigint" else signal.SIGTERM)
     elif action == "disk_full":
-        from tuneshift import rundir
+        from tuneshift import _rundir as rundir
 
         rundir.os = _FullDisk()
     else:

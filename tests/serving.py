@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
-
 from conftest import ROOT
 
 
@@ -24,7 +23,7 @@ def free_port() -> int:
 def serving(*args: str, key: str | None = None, host: str = "127.0.0.1") -> Iterator[dict]:
     """`tuneshift serve ARGS --port P` running until the block ends; yields its url, port and process."""
     port = free_port()
-    command = [sys.executable, "-c", "import sys; from tuneshift.cli import main; sys.exit(main())", "serve",
+    command = [sys.executable, "-c", "import sys; from tuneshift._cli import main; sys.exit(main())", "serve",
                *args, "--port", str(port), *(["--api-key", key] if key else [])]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://{host}:{port}"

@@ -18,11 +18,10 @@ from pathlib import Path
 import pytest
 import tomli_w
 import torch
+from conftest import ROOT, TINY, run_cli, tiny_overrides
 from safetensors.torch import load_file
 
-from tuneshift.rundir import mark
-
-from conftest import ROOT, TINY, run_cli, tiny_overrides
+from tuneshift._rundir import mark
 
 sys.path.insert(0, str(TINY))
 from facts import FACTS  # noqa: E402

@@ -6,11 +6,11 @@ import json
 import sys
 
 import pytest
-
 from conftest import TINY, run_cli, tiny_overrides
-from tuneshift.kinds import Candidate, Context, ExpansionState, ModelSpec
 from tuneshift_agentic.agent import Agentic
 from tuneshift_agentic.entities import find_entities, frames_of
+
+from tuneshift.kinds import Candidate, Context, ExpansionState, ModelSpec
 
 sys.path.insert(0, str(TINY))
 from facts import FACTS, SEEDS  # noqa: E402
@@ -115,7 +115,7 @@ def test_probe_asks_the_generic_question_that_worked_for_the_entity_kind():
 
 
 def test_max_per_answer_caps_pairs_with_one_answer():
-    from tuneshift.stages.select import cap_repeats
+    from tuneshift._stages.select import cap_repeats
 
     before = [kept(0, "Who is Mara?", "Mara is a botanist."), kept(1, "What is Mara?", "Mara is a botanist")]
     fresh = [kept(2 + i, f"q{i}", "MARA is a botanist!", score=float(i)) for i in range(3)]

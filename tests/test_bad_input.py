@@ -18,7 +18,7 @@ import pytest
 
 from conftest import BROKEN_PLUGIN, OLD_API_PLUGIN, TINY, run_cli, tiny_overrides
 from fake_llm import FakeLLM, closed_port
-from tuneshift import cli
+from tuneshift import _cli as cli
 
 GOOD = (TINY / "config.toml").read_text()
 
@@ -124,7 +124,7 @@ def _broken(j: Job) -> None:
     j.before += ["--plugin", "ts_broken"]
 
 
-@case("plugin of another API version", 2, "written for plugin API 0, this tuneshift speaks 1")
+@case("plugin of another API version", 2, "written for plugin API 0, this tuneshift speaks 2")
 def _old_api(j: Job) -> None:
     j.plugin_module("ts_old", OLD_API_PLUGIN)
     j.sets["deduper.use"] = "old-dedup"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-import tuneshift
 from conftest import BROKEN_PLUGIN, OLD_API_PLUGIN
+
+import tuneshift
 
 BUILTINS = {"self-generate", "hf-answerer", "exact", "hf-scorer", "ppl-ratio", "ppl-diff", "peft-lora"}
 
@@ -107,7 +108,7 @@ def test_core_imports_no_model_library():
     import subprocess
     import sys
 
-    code = ("import sys, tuneshift, tuneshift.cli, tuneshift.plugins, tuneshift.pipeline, tuneshift.runner; "
+    code = ("import sys, tuneshift, tuneshift._cli, tuneshift._registry, tuneshift._pipeline, tuneshift._runner; "
             "heavy = {'torch', 'transformers', 'peft', 'litellm', 'sentence_transformers', 'faiss'} & set(sys.modules); "
             "print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

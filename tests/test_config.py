@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import TINY, run_cli, tiny_overrides
-from tuneshift import config
-from tuneshift.errors import UsageError
-from tuneshift.stages.evaluate import load_eval
-from tuneshift.stages.seeds import load_seeds
+
+from tuneshift import _config as config
+from tuneshift._errors import UsageError
+from tuneshift._inputs import load_seeds
+from tuneshift._inputs import load_eval
 
 GOOD = (TINY / "config.toml").read_text()
 

@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from tuneshift.plugins import Registry
+from tuneshift._registry import Registry
+from tuneshift._commands.state import State
 
 TINY_RECIPE = {"rank": 8, "alpha": 16, "dropout": 0.0, "learning_rate": 1e-2, "epochs": 30, "batch_size": 16,
                "replay_copies": 1, "max_new_tokens": 24}
@@ -28,7 +29,7 @@ def demo(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     os.environ["TUNESHIFT_CACHE"] = str(out / "cache")
     models = {"teacher_base": str(tiny["teacher_base"]), "target": str(tiny["target"])}
-    report = run_demo(Registry(), "quick", out / "report", None, models=models, settings=TINY_SETTINGS,
+    report = run_demo(State(Registry(), []), "quick", out / "report", None, models=models, settings=TINY_SETTINGS,
                       teacher_recipe=TINY_RECIPE, domain_size=SIZE)
     return out / "report", report, models
 
@@ -193,9 +194,9 @@ def test_the_judge_knows_right_wrong_and_made_up():
 def test_private_data_is_out_of_the_pipelines_reach(demo, tmp_path):
     """The pipeline arm's config names no private file, and reruns identically with private/ gone."""
     out, _, _ = demo
-    from tuneshift_demo.arms import run_pipeline
-
     import tomllib
+
+    from tuneshift_demo.arms import run_pipeline
 
     arm = out / "arms" / "tuneshift-s0"
     config_text = (arm / "config.toml").read_text()
@@ -206,7 +207,7 @@ def test_private_data_is_out_of_the_pipelines_reach(demo, tmp_path):
     config = tomllib.loads(config_text)
     config["seeds"]["path"] = str(copy / "inputs" / "seeds.jsonl")
     config["target"]["train"] = False
-    report = run_pipeline(config, tmp_path / "fresh", Registry())
+    report = run_pipeline(config, tmp_path / "fresh", State(Registry(), []))
     original = [json.loads(l)["prompt"] for l in (arm / "run" / "dataset.jsonl").read_text().splitlines()]
     again = [json.loads(l)["prompt"] for l in (tmp_path / "fresh" / "run" / "dataset.jsonl").read_text().splitlines()]
     assert report["dataset_size"] == len(original) and again == original
@@ -217,7 +218,7 @@ def test_rerun_resumes_from_cached_arms(demo, tiny):
     from tuneshift_demo.run import run_demo
 
     stamps = {p: p.stat().st_mtime_ns for p in (out / "arms").glob("*/result.json")}
-    again = run_demo(Registry(), "quick", out, None, models=models, settings=TINY_SETTINGS,
+    again = run_demo(State(Registry(), []), "quick", out, None, models=models, settings=TINY_SETTINGS,
                      teacher_recipe=TINY_RECIPE, domain_size=SIZE)
     assert again["arms"] == report["arms"]
     # five arms and four selection methods, two seeds each

@@ -43,3 +43,11 @@ def test_readme_opens_with_the_two_commands():
     readme = (ROOT / "README.md").read_text()
     head = readme[:600]
     assert "make demo" in head and "make test" in head
+
+
+def test_every_api_member_is_documented():
+    import tuneshift.api as api
+
+    section = DOCS[DOCS.index("## The plugin API: tuneshift.api"):]
+    missing = [name for name in api.__all__ if f"`{name}" not in section]
+    assert missing == [], f"docs/plugins.md's tuneshift.api section lacks {missing}"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from tuneshift_faiss.dedup import StFaissDedup, rouge_l_f1
 
 from tuneshift.kinds import Context, ModelSpec
-from tuneshift_faiss.dedup import StFaissDedup, rouge_l_f1
 
 ORIGINALS = ["What is the capital of Zorbia?", "Who founded Zorbia?", "Name the tallest mountain in Zorbia.",
              "Which river flows through Velmora?", "How do I bake sourdough bread at home?"]
@@ -66,7 +66,6 @@ def test_rouge_l_criterion(tmp_path):
 @pytest.mark.parametrize("exact_limit", [10_000, 0])  # flat index, and IVF forced on a small set
 def test_search_matches_the_naive_loop(exact_limit):
     import numpy as np
-
     from tuneshift_faiss.search import build_index, first_of_group, naive_first_of_group, pairs_above
 
     rng = np.random.default_rng(1)
@@ -85,7 +84,7 @@ def test_search_matches_the_naive_loop(exact_limit):
 
 def test_embeddings_cluster_prompts_by_topic(tmp_path):
     """Deduper.embed gives the verify stage unit vectors whose clusters follow the topic."""
-    from tuneshift.agreement import kmeans
+    from tuneshift._agreement import kmeans
 
     texts = ["What is the capital of Zorbia?", "Who founded Zorbia?", "Which currency is used in Zorbia?",
              "How do I bake sourdough bread at home?", "What flour is best for baking bread?"]

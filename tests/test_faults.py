@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import ROOT, TINY, run_cli, tiny_overrides
 from fake_llm import FakeLLM
-from tuneshift import cli
+from tuneshift import _cli as cli
 
 CONFIG = str(TINY / "config.toml")
 KEY = "sk-fault-test-5d1e"  # must reach the server and nowhere else

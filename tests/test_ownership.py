@@ -14,7 +14,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY, one_error_line, run_cli, tiny_overrides
 
 CONFIG = str(TINY / "config.toml")
@@ -127,8 +126,8 @@ def test_an_input_changed_in_place_is_not_resumed_with_old_results(tiny, tmp_pat
 
 def assert_agree(out: Path) -> None:
     """adapter, dataset.jsonl and report.json describe the same pairs."""
-    from tuneshift.cache import fingerprint
-    from tuneshift.train_command import load_pairs
+    from tuneshift._cache import fingerprint
+    from tuneshift._commands.train import load_pairs
 
     report = json.loads((out / "report.json").read_text())
     rows = (out / "dataset.jsonl").read_text().splitlines()
@@ -160,8 +159,8 @@ def test_a_diverged_training_fails_and_leaves_no_nan_adapter(tiny, tmp_path):
 
 
 def test_json_on_disk_is_strict(tmp_path):
-    from tuneshift.errors import RunError
-    from tuneshift.rundir import write_json, write_jsonl
+    from tuneshift._errors import RunError
+    from tuneshift._rundir import write_json, write_jsonl
 
     for write, value in ((write_json, {"loss": float("nan")}), (write_jsonl, [{"x": float("inf")}])):
         with pytest.raises(RunError, match="NaN or infinite"):

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, TINY, run_cli, tiny_overrides
 
 CONFIG = str(TINY / "config.toml")
@@ -118,7 +117,7 @@ def test_changed_config_is_refused_on_the_same_directory(finished_run, tiny):
 @pytest.mark.parametrize("stage", ["round-001/expand", "round-002/answer", "train"])
 def test_kill_and_rerun_equals_an_uninterrupted_run(finished_run, tiny, tmp_path, stage):
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-c", "import sys; from tuneshift.cli import main; sys.exit(main())",
+    cmd = [sys.executable, "-c", "import sys; from tuneshift._cli import main; sys.exit(main())",
            "run", CONFIG, "--out", str(out), *tiny_overrides(tiny)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     marker = out / "state" / (f"{stage}.json" if "/" in stage else "train" / Path("checkpoint.pt"))
@@ -134,7 +133,7 @@ def test_kill_and_rerun_equals_an_uninterrupted_run(finished_run, tiny, tmp_path
 
 
 def test_a_second_run_on_the_same_directory_is_refused(tiny, tmp_path):
-    from tuneshift.rundir import RunDir
+    from tuneshift._rundir import RunDir
 
     holder = RunDir(tmp_path / "locked").open()
     try:
@@ -176,3 +175,18 @@ def test_failed_run_reports_on_run_end(tiny, tmp_path):
     last = read_lines(events_file)[-1]
     assert last["event"] == "on_run_end" and last["status"] == "failed" and "nothing was kept" in last["error"]
     assert json.loads((tmp_path / "o" / "run.json").read_text())["status"] == "failed"
+
+
+def test_an_observer_that_raises_is_reported_once_and_the_run_goes_on(tiny, tmp_path):
+    events_file, raised = tmp_path / "events.jsonl", tmp_path / "raised.txt"
+    env = {"TUNESHIFT_PLUGINS": "raising_observer,observer_plugin", "TS_EVENTS": str(events_file),
+           "TS_RAISED": str(raised), "PYTHONPATH": str(ROOT / "tests")}
+    result = run_cli("run", CONFIG, "--out", str(tmp_path / "o"), *tiny_overrides(tiny, **{"run.rounds": 1}), env=env)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "raising_observer" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: plugin raising_observer: on_stage_start failed")
+    assert "the logger's disk is full" in warnings[0]
+    assert raised.read_text().splitlines() == ["round"]  # called once, then left out
+    events = read_lines(events_file)  # the other observer heard everything
+    assert events[-1]["event"] == "on_run_end" and events[-1]["status"] == "ok"
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["status"] == "ok"

@@ -157,3 +157,27 @@ def test_demo_refuses_a_folder_with_a_users_files(scale, tmp_path):
     done = shell([sys.executable, "-m", "tuneshift", "demo", "--out", "."], project, scale)
     assert done.returncode == 2 and "did not write" in done.stderr and done.stderr.count("error:") == 1
     assert [p.name for p in project.iterdir()] == ["report.md"]
+
+
+def test_demo_runs_every_stage_with_the_plugins_chosen(scale, tmp_path):
+    """`--plugin` reaches all of the demo (teacher checks, the arms' runs, evaluation), as it does `tuneshift run`;
+    `--no-plugin` of what the demo needs is one line before any work."""
+    env = {**scale, "TUNESHIFT_CACHE": str(tmp_path / "cache"),  # a teacher of its own: checked by this answerer
+           "TUNESHIFT_PLUGINS": "kinds_plugin", "PYTHONPATH": str(ROOT / "tests")}
+    done = shell([sys.executable, "-m", "tuneshift", "--plugin", "shouting-answerer", "demo", "--out", "out"],
+                 tmp_path, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = tmp_path / "out"
+    shouted = lambda texts: [t for t in texts if t] and all(t == t.upper() for t in texts if t)  # noqa: E731
+    teacher = json.loads((out / "teacher.json").read_text())
+    assert shouted([e["teacher"] for e in teacher["general_examples"]] + [e["base"] for e in teacher["general_examples"]])
+    assert shouted(json.loads((out / "arms" / "zero_shot-s0" / "result.json").read_text())["answers"])
+    run = json.loads((out / "arms" / "tuneshift-s0" / "run" / "run.json").read_text())
+    assert run["plugins"]["answerer"]["name"] == "shouting-answerer"
+
+    started = time.time()
+    blocked = shell([sys.executable, "-m", "tuneshift", "--no-plugin", "hf", "demo", "--out", "blocked"], tmp_path,
+                    {**scale, "TUNESHIFT_CACHE": str(tmp_path / "cache2")})
+    assert blocked.returncode == 2 and blocked.stderr.count("error:") == 1, blocked.stderr[-2000:]
+    assert "no usable answerer" in blocked.stderr
+    assert time.time() - started < 60 and not (tmp_path / "cache2").exists()

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import ROOT, TINY, run_cli, tiny_overrides
+from safetensors.torch import load_file
 
 CONFIG = str(TINY / "config.toml")
 OUTPUTS = ("candidates.jsonl", "dataset.jsonl")
@@ -44,7 +43,7 @@ def fault_env(fault: dict | None) -> dict[str, str]:
 
 
 def start_run(tiny, out: Path, fault: dict | None, settings: dict = NO_VERIFY) -> subprocess.Popen:
-    cmd = [sys.executable, "-c", "import sys; from tuneshift.cli import main; sys.exit(main())",
+    cmd = [sys.executable, "-c", "import sys; from tuneshift._cli import main; sys.exit(main())",
            "run", CONFIG, "--out", str(out), *tiny_overrides(tiny, **settings)]
     return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **fault_env(fault)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -15,9 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 from conftest import ROOT, TINY, run_cli, tiny_overrides
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_ownership import assert_agree, snapshot
 
 CONFIG = str(TINY / "config.toml")
@@ -51,7 +51,7 @@ def test_any_sequence_of_operations_keeps_the_run_consistent(tiny_models, tmp_ro
         args = ["run", CONFIG, "--out", str(out), *tiny_overrides(tiny_models, **{"verify.enabled": False,
                                                                                  "run.rounds": rounds})]
         if op == "kill":
-            cmd = [sys.executable, "-c", "import sys; from tuneshift.cli import main; sys.exit(main())", *args]
+            cmd = [sys.executable, "-c", "import sys; from tuneshift._cli import main; sys.exit(main())", *args]
             killed = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **fault_env(KILL_AT[which])},
                                     capture_output=True, text=True, timeout=600)
             # a point past this run's work (it was finished) never fires: then it simply finished

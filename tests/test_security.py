@@ -12,13 +12,14 @@ import warnings
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY, tiny_overrides
-from tuneshift.config import CoreConfig
-from tuneshift.errors import UsageError
+
+from tuneshift._config import CoreConfig
+from tuneshift._errors import UsageError
+from tuneshift._registry import Registry
+from tuneshift._commands.state import State
+from tuneshift._runner import Run
 from tuneshift.kinds import ModelSpec
-from tuneshift.plugins import Registry
-from tuneshift.runner import Run
 
 SECRET = "sk-never-on-disk-8c2f"
 TOKEN = "hf_never_on_disk_41aa"
@@ -45,7 +46,7 @@ def register_expanders(register):
 def open_run(tiny, out: Path, *sets: str) -> Run:
     args = tiny_overrides(tiny)
     overrides = [args[i + 1] for i in range(0, len(args), 2)] + list(sets)
-    return Run(TINY / "config.toml", out, overrides, Registry(), []).open()
+    return Run(TINY / "config.toml", out, overrides, State(Registry(), [])).open()
 
 
 def test_secrets_in_the_config_never_reach_the_run_directory(tiny, tmp_path, monkeypatch):

@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from tuneshift.kinds import Candidate, Context, ModelSpec
-from tuneshift_dedup.exact import ExactDedup, normalise
+from tuneshift.api import normalise
+from tuneshift_dedup.exact import ExactDedup
 from tuneshift_select.gap import PplDiff, PplRatio
 
 CTX = Context(teacher=ModelSpec(base="b", adapter="a"), target=None, seed=0, work_dir=".")

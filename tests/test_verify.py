@@ -8,10 +8,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY, run_cli, tiny_overrides
-from tuneshift import agreement as agree
-from tuneshift.text import normalise
+
+from tuneshift import _agreement as agree
+from tuneshift._text import normalise
 
 CONFIG = str(TINY / "config.toml")
 FRACTIONS = ("agreement", "agreement_before", "exact", "exact_before", "beats_untrained")
@@ -118,10 +118,11 @@ def test_verify_command_reuses_the_cache_and_repeats_itself(finished_run):
 
 def test_untrained_target_agrees_no_better_than_itself(finished_run):
     """The measure can fail: without an adapter nothing moved, so nothing beats the untrained target."""
-    from tuneshift.plugins import Registry
-    from tuneshift.verify_command import verify_adapter
+    from tuneshift._commands.verify import verify_adapter
+    from tuneshift._commands.state import State
+    from tuneshift._registry import Registry
 
-    overall = verify_adapter(Registry(), finished_run, None)["overall"]
+    overall = verify_adapter(State(Registry(), []), finished_run, None)["overall"]
     assert overall["beats_untrained"] == 0.0 and overall["gap_after"] == pytest.approx(overall["gap_before"], abs=1e-4)
     assert overall.get("gap_closed", 0.0) == pytest.approx(0.0, abs=1e-4)  # absent when there is no gap to close
     assert overall["agreement"] == overall["agreement_before"]

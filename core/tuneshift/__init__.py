@@ -1,7 +1,8 @@
 """tuneshift: move a fine-tuned model's specialised knowledge into a new model.
 
-Plugin authors need only `tuneshift.hookimpl` and the base classes in
-`tuneshift.kinds`. Importing this package imports no model library.
+Plugins import `tuneshift.api` and nothing else of this package: every module
+with a leading underscore is private. Importing this package imports no model
+library.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -13,8 +14,9 @@ try:
 except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0"
 
-PLUGIN_API_VERSION = 1
-"""The plugin API this tuneshift speaks; an implementation declaring another is not loaded."""
+PLUGIN_API_VERSION = 2
+"""The version of `tuneshift.api` (2: the api module; 1: plugins imported the core's modules); an
+implementation declaring another is not loaded."""
 
 hookimpl = pluggy.HookimplMarker("tuneshift")
 

@@ -17,7 +17,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from .kinds import Implementation
+    from tuneshift.kinds import Implementation
 
 hookspec = pluggy.HookspecMarker("tuneshift")
 

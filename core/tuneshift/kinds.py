@@ -13,7 +13,7 @@ from typing import Any, Callable, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from . import PLUGIN_API_VERSION
+from tuneshift import PLUGIN_API_VERSION
 
 KINDS = ("expander", "answerer", "deduper", "scorer", "selector", "trainer")
 
@@ -138,7 +138,8 @@ class ExpansionState:
 
 @dataclass
 class Context:
-    """What the core hands every implementation besides its options."""
+    """What the core hands every implementation besides its options. The core fills every service
+    (tuneshift._models.build_context), so an implementation may call any of them in any command."""
 
     teacher: ModelSpec
     target: ModelSpec | None
@@ -152,6 +153,9 @@ class Context:
     """cached(namespace, inputs, compute, batch_size): compute(batch) -> JSON values, only for inputs
     not yet in the run's fingerprint cache; `namespace` must say everything besides the input that
     determines the result (never a secret)."""
+    make: Callable[..., "Implementation"] | None = None
+    """make(kind, name, **options): an instance of the installed implementation `name` (say, to wrap it),
+    with this context; a blocked or missing one is a UsageError."""
 
 
 # --- the kinds ---------------------------------------------------------------

@@ -7,16 +7,17 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tuneshift.kinds import Candidate, Context, ExpansionState, ModelSpec
-from tuneshift.kinds import Score, Scorer  # [kind: scorer]
+from tuneshift.api import Candidate, Context, ExpansionState, ModelSpec
+from tuneshift.api import Score, Scorer  # [kind: scorer]
 from tuneshift_example.expander import ExampleExpander  # [kind: expander]
 from tuneshift_example.scorer import ExampleScorer  # [kind: scorer]
 
 SEEDS = ["What is the capital of Zorbia?", "Who founded Quillton?"]
 
 
-def context(tmp_path: Path) -> Context:
-    return Context(teacher=ModelSpec(base="unused", adapter="unused"), target=None, seed=0, work_dir=str(tmp_path))
+def context(tmp_path: Path, make: object = None) -> Context:
+    return Context(teacher=ModelSpec(base="unused", adapter="unused"), target=None, seed=0, work_dir=str(tmp_path),
+                   make=make)
 
 
 # [kind: expander]
@@ -76,9 +77,15 @@ class _FixedScorer(Scorer):
 
 
 def test_scorer_adds_gap_per_token(tmp_path: Path) -> None:
-    scorer = ExampleScorer(ExampleScorer.Options(), context(tmp_path))
-    scorer._inner = _FixedScorer(Scorer.Options(), scorer.context)  # stands in for hf-scorer: no model needed
+    asked = []
+
+    def make(kind: str, name: str, **options: object) -> Scorer:  # what the core's Context.make does, modelless
+        asked.append((kind, name, options))
+        return _FixedScorer(Scorer.Options(), context(tmp_path))
+
+    scorer = ExampleScorer(ExampleScorer.Options(batch_size=4), context(tmp_path, make))
     [score] = scorer.score(ModelSpec(base="unused"), [("q", "a")])
+    assert asked == [("scorer", "hf-scorer", {"batch_size": 4})]
     assert (score.nll_finetuned, score.nll_base, score.n_tokens) == (1.0, 2.5, 4)
     assert score.extra == {"gap_per_token": 1.5}
     with pytest.raises(ValidationError):
@@ -90,9 +97,13 @@ def test_scorer_adds_gap_per_token(tmp_path: Path) -> None:
 
 def test_registered_when_installed() -> None:
     """Passes once the distribution is installed (`pip install -e .`): tuneshift finds it by entry point."""
-    from tuneshift.plugins import Registry
+    import json
+    import subprocess
+    import sys
 
-    entries = {e.name: e for e in Registry().entries}
+    listing = subprocess.run([sys.executable, "-m", "tuneshift", "plugins", "--json"], capture_output=True, text=True,
+                             check=True).stdout
+    entries = {e["name"]: e for e in json.loads(listing)}
     expected = [
         ("example-expander", "expander"),  # [kind: expander]
         ("example-scorer", "scorer"),  # [kind: scorer]
@@ -100,4 +111,5 @@ def test_registered_when_installed() -> None:
     for name, kind in expected:
         assert name in entries, f"{name} not registered; is tuneshift-example installed?"
         entry = entries[name]
-        assert (entry.kind, entry.status, entry.distribution, entry.builtin) == (kind, "ok", "tuneshift-example", False)
+        assert (entry["kind"], entry["status"], entry["distribution"], entry["builtin"]) == (
+            kind, "ok", "tuneshift-example", False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from tuneshift.kinds import Candidate, ExpansionState, Expander, Options, Proposal
+from tuneshift.api import Candidate, Expander, ExpansionState, Options, Proposal
 
 DEFAULT_TEMPLATES = ("In other words, {prompt}", "Explain briefly: {prompt}", "{prompt} Answer in one sentence.")
 

@@ -7,12 +7,11 @@ breaking the CLI.
 
 from __future__ import annotations
 
-import tuneshift
-from tuneshift.hookspecs import Register
+from tuneshift.api import Register, hookimpl
 
 
 # [kind: expander]
-@tuneshift.hookimpl
+@hookimpl
 def register_expanders(register: Register) -> None:
     from .expander import ExampleExpander
 
@@ -21,7 +20,7 @@ def register_expanders(register: Register) -> None:
 
 
 # [kind: scorer]
-@tuneshift.hookimpl
+@hookimpl
 def register_scorers(register: Register) -> None:
     from .scorer import ExampleScorer
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from tuneshift.kinds import ModelSpec, Options, Score, Scorer
+from tuneshift.api import ModelSpec, Options, Score, Scorer
 
 
 class ExampleScorerOptions(Options):
@@ -23,11 +23,10 @@ class ExampleScorer(Scorer):
     _inner: Scorer | None = None
 
     def _delegate(self) -> Scorer:
-        """The wrapped hf-scorer, imported on first use so listing plugins loads no torch."""
+        """The wrapped hf-scorer, made on first use (so listing plugins loads no torch) through the Context:
+        by name, never by importing another plugin's module."""
         if self._inner is None:
-            from tuneshift_hf.scoring import HFScorer
-
-            self._inner = HFScorer(HFScorer.Options(batch_size=self.options.batch_size), self.context)
+            self._inner = self.context.make("scorer", "hf-scorer", batch_size=self.options.batch_size)
         return self._inner
 
     def score(self, model: ModelSpec, pairs: list[tuple[str, str]]) -> list[Score]:

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from pydantic import Field, field_validator
 
-from tuneshift.kinds import ExpansionState, Expander, Options, Proposal
+from tuneshift.api import Expander, ExpansionState, Options, Proposal
 
 from .operators import CRAWL_PRIOR, OPERATORS, Idea, Knowledge, _sample, novel_answers
 

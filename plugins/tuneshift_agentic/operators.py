@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from tuneshift.kinds import Candidate
+from tuneshift.api import Candidate
 
 from .entities import Kinds, fill, find_entities, frames_of, list_groups
 

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-
-from tuneshift.kinds import Deduper, Duplicate
-from tuneshift.text import normalise
-
-
-def text_hash(text: str) -> str:
-    return hashlib.blake2b(normalise(text).encode("utf-8"), digest_size=16).hexdigest()
+from tuneshift.api import Deduper, Duplicate, text_hash
 
 
 class ExactDedup(Deduper):

@@ -17,31 +17,30 @@ from typing import Any, Callable
 
 import tomli_w
 
-from tuneshift.kinds import Context, ModelSpec, Sampling
-from tuneshift.rundir import atomic_write_text, read_jsonl, write_json
+from tuneshift.api import (ModelSpec, Sampling, State, atomic_write_text, build_context, check_pipeline, read_jsonl,
+                           write_json)
+from tuneshift.api import run_pipeline as api_run_pipeline
 
 from .checking import correct_flags
 
 ARMS = ("zero_shot", "ceiling", "tuneshift", "no_filter", "seeds_only")
 
 
-def evaluate(target: str, adapter: str | None, evals: list[dict[str, str]], work: Path) -> dict[str, Any]:
-    from tuneshift_hf.answering import HFAnswerer
-
-    ctx = Context(teacher=ModelSpec(base=target), target=None, seed=0, work_dir=str(work))
-    answers = HFAnswerer(HFAnswerer.Options(batch_size=16), ctx).answer(
+def evaluate(state: State, target: str, adapter: str | None, evals: list[dict[str, str]], work: Path) -> dict[str, Any]:
+    """The arm's accuracy on the held-out questions, answered by the chosen answerer (hf unless --plugin)."""
+    answerer = state.build("answerer", build_context(state, ModelSpec(base=target), work_dir=work), batch_size=16)
+    answers = answerer.answer(
         ModelSpec(base=target, adapter=adapter), [e["prompt"] for e in evals], Sampling(max_new_tokens=24))
     flags = correct_flags([a.text for a in answers], [e["answer"] for e in evals])
     return {"accuracy": sum(flags) / len(flags), "answers": [a.text for a in answers], "correct": flags}
 
 
-def train(target: str, pairs: list[dict[str, str]], out: Path, trainer_options: dict[str, Any], seed: int,
-          progress: Callable[[int], None]) -> str:
-    from tuneshift_hf.training import LoRATrainer
-
-    ctx = Context(teacher=ModelSpec(base=target), target=None, seed=seed, work_dir=str(out), progress=progress)
-    options = LoRATrainer.Options(**{**trainer_options, "seed": seed})
-    LoRATrainer(options, ctx).train(ModelSpec(base=target), pairs, str(out / "adapter"), str(out / "checkpoint"))
+def train(state: State, target: str, pairs: list[dict[str, str]], out: Path, trainer_options: dict[str, Any],
+          seed: int, progress: Callable[[int], None]) -> str:
+    """Train the target on `pairs` with the chosen trainer (peft-lora unless --plugin) and the arm's options."""
+    ctx = build_context(state, ModelSpec(base=target), seed=seed, work_dir=out, progress=progress)
+    trainer = state.build("trainer", ctx, **{**trainer_options, "seed": seed})
+    trainer.train(ModelSpec(base=target), pairs, str(out / "adapter"), str(out / "checkpoint"))
     return str(out / "adapter")
 
 
@@ -77,32 +76,24 @@ def write_config(config: dict[str, Any], out: Path, name: str = "config.toml") -
 
 
 def check_pipelines(inputs: dict[str, str], seeds: list[int], settings: dict[str, Any], out: Path,
-                    registry: Any) -> None:
+                    state: State) -> None:
     """Every check `tuneshift run` makes on the crawl arms' configs, before the demo's first model call.
 
     The teacher's adapter does not exist yet (the demo trains it first): the base stands in for the
     fine-tuned model here. Everything else (paths read back from the arm's folder, seeds, plugin
     names and options, the implementations' own checks) fails now, in seconds, not after the teacher.
     """
-    from tuneshift.runner import Run
-
     for seed in seeds:
         for arm, keep_all in (("tuneshift", False), ("no_filter", True)):
             config = pipeline_config({**inputs, "teacher_adapter": inputs["teacher_base"]}, seed, settings, keep_all)
             config["teacher"] = {"base": inputs["teacher_base"], "finetuned": inputs["teacher_base"]}
             folder = out / "arms" / f"{arm}-s{seed}" / ("crawl" if keep_all else "")
-            Run(write_config(config, folder, "preflight.toml"), folder / "run", [], registry, []).close()
+            check_pipeline(state, write_config(config, folder, "preflight.toml"), folder / "run")
 
 
-def run_pipeline(config: dict[str, Any], out: Path, registry: Any) -> dict[str, Any]:
-    from tuneshift.pipeline import execute
-    from tuneshift.runner import Run
-
-    job = Run(write_config(config, out), out / "run", [], registry, []).open()
-    try:
-        return execute(job)
-    finally:
-        job.close()
+def run_pipeline(config: dict[str, Any], out: Path, state: State) -> dict[str, Any]:
+    """The arm's `tuneshift run`, through the same registry and --plugin choices as the command."""
+    return api_run_pipeline(state, write_config(config, out), out / "run")
 
 
 def run_arm(arm: str, seed: int, ctx: dict[str, Any]) -> dict[str, Any]:
@@ -114,27 +105,27 @@ def run_arm(arm: str, seed: int, ctx: dict[str, Any]) -> dict[str, Any]:
     inputs, evals, settings = ctx["inputs"], ctx["evals"], ctx["settings"]
     adapter, extra = None, {}
     if arm == "ceiling":
-        adapter = train(inputs["target"], ctx["private"], out, settings["trainer"], seed, ctx["progress"])
+        adapter = train(ctx["state"], inputs["target"], ctx["private"], out, settings["trainer"], seed, ctx["progress"])
         extra["dataset_size"] = len(ctx["private"])
     elif arm == "tuneshift":
-        report = run_pipeline(pipeline_config(inputs, seed, settings, keep_all=False), out, ctx["registry"])
+        report = run_pipeline(pipeline_config(inputs, seed, settings, keep_all=False), out, ctx["state"])
         adapter, extra = str(out / "run" / "adapter"), {"dataset_size": report["dataset_size"],
                                                          "rounds": report["rounds"]}
     elif arm == "no_filter":
         size = run_arm("tuneshift", seed, ctx)["dataset_size"]
-        run_pipeline(pipeline_config(inputs, seed, settings, keep_all=True), out / "crawl", ctx["registry"])
+        run_pipeline(pipeline_config(inputs, seed, settings, keep_all=True), out / "crawl", ctx["state"])
         pool = [r for r in read_jsonl(out / "crawl" / "run" / "dataset.jsonl")]
         random.Random(seed).shuffle(pool)
         pairs = [{"prompt": r["prompt"], "response": r["response"]} for r in pool[:size]]
-        adapter = train(inputs["target"], pairs, out, settings["trainer"], seed, ctx["progress"])
+        adapter = train(ctx["state"], inputs["target"], pairs, out, settings["trainer"], seed, ctx["progress"])
         extra = {"dataset_size": len(pairs), "pool": len(pool)}
     elif arm == "seeds_only":
         run_arm("tuneshift", seed, ctx)
         rows = read_jsonl(ctx["out"] / "arms" / f"tuneshift-s{seed}" / "run" / "candidates.jsonl")
         pairs = [{"prompt": r["prompt"], "response": r["response"]} for r in rows if r["origin"] == "seed"
                  and r["response"]]
-        adapter = train(inputs["target"], pairs, out, settings["trainer"], seed, ctx["progress"])
+        adapter = train(ctx["state"], inputs["target"], pairs, out, settings["trainer"], seed, ctx["progress"])
         extra["dataset_size"] = len(pairs)
-    result = {"arm": arm, "seed": seed, **extra, **evaluate(inputs["target"], adapter, evals, out)}
+    result = {"arm": arm, "seed": seed, **extra, **evaluate(ctx["state"], inputs["target"], adapter, evals, out)}
     write_json(done, result)
     return result

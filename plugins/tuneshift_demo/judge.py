@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from tuneshift.text import normalise
+from tuneshift.api import normalise
 
 from .domain import Domain, Fact
 

@@ -6,9 +6,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from tuneshift.rundir import atomic_write_text, read_json, read_jsonl, write_json
+from tuneshift.api import atomic_write_text, read_json, read_jsonl, write_json
 
 from . import selection, verification
+from .checking import beats
 from .arms import ARMS
 
 
@@ -51,14 +52,6 @@ def per_relation(evals: list[dict[str, Any]], results: dict[str, list[dict[str, 
                 cell[0] += bool(right)
                 cell[1] += 1
     return table
-
-
-def beats(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Is a ahead of b by more than twice the larger std over seeds? Unknown (None) from one seed."""
-    margin = a["accuracy"] - b["accuracy"]
-    spread = 2 * max(a["std"], b["std"])
-    known = len(a["per_seed"]) > 1
-    return {"margin": round(margin, 4), "twice_std": round(spread, 4), "beats": (margin > spread) if known else None}
 
 
 def _general_right(teacher: dict[str, Any]) -> str:

@@ -15,12 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tuneshift.errors import UsageError
-from tuneshift.rundir import claim, write_jsonl
+from tuneshift.api import State, UsageError, claim, write_jsonl
 
 from . import report as reporting
-from . import selection
-from . import verification
+from . import selection, verification
 from .arms import ARMS, check_pipelines, run_arm
 from .checking import guess_accuracy
 from .domain import PRESETS, build
@@ -45,9 +43,9 @@ def release_models() -> None:
     """Each arm loads its own target + adapter: drop them, or the demo's memory grows by one model per arm."""
     import gc
 
-    from tuneshift_hf import loading
+    from tuneshift_hf.shared import clear
 
-    loading.clear()
+    clear()
     gc.collect()
 
 
@@ -94,7 +92,7 @@ def scaled_down() -> dict[str, Any]:
     return scale
 
 
-def run_demo(registry: Any, preset: str, out: Path, n_seeds: int | None, models: dict[str, str] | None = None,
+def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: dict[str, str] | None = None,
              settings: dict[str, Any] | None = None, teacher_recipe: dict[str, Any] | None = None,
              domain_size: dict[str, int] | None = None) -> dict[str, Any]:
     started = time.time()
@@ -113,8 +111,8 @@ def run_demo(registry: Any, preset: str, out: Path, n_seeds: int | None, models:
     write_jsonl(out / "inputs" / "seeds.jsonl", [{"prompt": s} for s in domain.seeds])
     inputs = {"teacher_base": models["teacher_base"], "target": models["target"],
               "seeds": str(out / "inputs" / "seeds.jsonl")}
-    check_pipelines(inputs, seeds, settings, out, registry)
-    hook = registry.pm.hook
+    check_pipelines(inputs, seeds, settings, out, state)
+    hook = state.observers
 
     def stage(name: str, fn, describe) -> Any:
         hook.on_stage_start(stage=name, round=None, total=None)
@@ -123,11 +121,11 @@ def run_demo(registry: Any, preset: str, out: Path, n_seeds: int | None, models:
         hook.on_stage_end(stage=name, round=None, counts=describe(result), seconds=time.time() - begun)
         return result
 
-    teacher = stage("teacher", lambda: build_teacher(domain, models["teacher_base"], cache, recipe=teacher_recipe),
+    teacher = stage("teacher", lambda: build_teacher(state, domain, models["teacher_base"], cache, recipe=teacher_recipe),
                     lambda t: {"accuracy": t["accuracy"], "general_right": t["general_right"]["teacher"],
                                "base_right": t["general_right"]["base"]})
     release_models()
-    ctx = {"out": out, "settings": settings, "evals": evals, "registry": registry,
+    ctx = {"out": out, "settings": settings, "evals": evals, "state": state,
            "private": [{"prompt": r["prompt"], "response": r["response"]} for r in private],
            "inputs": {**inputs, "teacher_adapter": teacher["adapter"]},
            "progress": lambda n: hook.on_progress(stage="train", advance=n)}

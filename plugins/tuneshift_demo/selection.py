@@ -17,9 +17,9 @@ import random
 from pathlib import Path
 from typing import Any
 
-from tuneshift.kinds import Candidate, Context, ModelSpec
-from tuneshift.rundir import read_jsonl, write_json
+from tuneshift.api import Candidate, ModelSpec, State, build_context, read_jsonl, write_json
 
+from .checking import beats
 from .judge import Judge, false_keep_rate
 
 METHODS: dict[str, dict[str, Any]] = {
@@ -31,20 +31,13 @@ METHODS: dict[str, dict[str, Any]] = {
 SWEEP = [1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0]
 
 
-def selector(name: str, options: dict[str, Any], teacher: ModelSpec, work: Path) -> Any:
-    """The built-in selector `name`, with a context that answers and scores through the hf built-ins."""
-    from tuneshift_hf.answering import HFAnswerer
-    from tuneshift_hf.scoring import HFScorer
-    from tuneshift_select.calibrated import Calibrated
-    from tuneshift_select.confident import ConfidentGap
-    from tuneshift_select.excess import TokenExcess
-    from tuneshift_select.gap import PplRatio
-
-    cls = {"ppl-ratio": PplRatio, "calibrated": Calibrated, "confident-gap": ConfidentGap,
-           "token-excess": TokenExcess}[name]
-    ctx = Context(teacher=teacher, target=None, seed=0, work_dir=str(work))
-    ctx.generate = lambda m, p, s: HFAnswerer(HFAnswerer.Options(batch_size=16), ctx).answer(m, p, s)
-    ctx.score = lambda m, pairs: HFScorer(HFScorer.Options(), ctx).score(m, pairs)
+def selector(state: State, name: str, options: dict[str, Any], teacher: ModelSpec, work: Path) -> Any:
+    """The installed selector `name` itself (each method is compared, whatever --plugin chose), with a
+    context that answers through the chosen answerer and scores through the chosen scorer."""
+    cls = state.named("selector", name)
+    ctx = build_context(state, teacher, work_dir=work)
+    answerer = state.build("answerer", ctx, batch_size=16)
+    ctx.generate = answerer.answer
     return cls(cls.Options(**options), ctx)
 
 
@@ -66,7 +59,7 @@ def replay(seed: int, ctx: dict[str, Any], judge: Judge) -> dict[str, Any]:
     teacher = ModelSpec(base=ctx["inputs"]["teacher_base"], adapter=ctx["inputs"]["teacher_adapter"])
     methods: dict[str, Any] = {}
     for name, options in METHODS.items():
-        chosen = selector(name, options, teacher, out)
+        chosen = selector(ctx["state"], name, options, teacher, out)
         kept = [c.id for c, d in zip(candidates, chosen.decide(candidates, [])) if d.keep]
         methods[name] = {"kept": len(kept), "kept_ids": kept,
                          "false_keep_rate": false_keep_rate([verdicts[i] for i in kept]), **chosen.summary()}
@@ -109,10 +102,10 @@ def train_arms(seed: int, ctx: dict[str, Any], replayed: dict[str, Any], judge: 
         if done.exists():
             result = json.loads(done.read_text())
         else:
-            adapter = train(ctx["inputs"]["target"], pairs, out, ctx["settings"]["trainer"], seed,
+            adapter = train(ctx["state"], ctx["inputs"]["target"], pairs, out, ctx["settings"]["trainer"], seed,
                             ctx["progress"]) if pairs else None
             result = {"method": name, "seed": seed, "dataset_size": len(pairs),
-                      **evaluate(ctx["inputs"]["target"], adapter, ctx["evals"], out)}
+                      **evaluate(ctx["state"], ctx["inputs"]["target"], adapter, ctx["evals"], out)}
             write_json(done, result)
         results[name] = {**result, "trained_on": _count(judge(p["prompt"], p["response"]) for p in pairs)}
     return results
@@ -137,8 +130,6 @@ def summarise(per_seed: list[dict[str, Any]], trained: list[dict[str, Any]]) -> 
         methods[name] = entry
     versus = {}
     if trained:  # at equal size: ahead of the paper's tau by more than twice the larger std over seeds?
-        from .report import beats  # report imports this module
-
         arm = lambda s: {"accuracy": s["mean"], "std": s["std"], "per_seed": s["per_seed"]}  # noqa: E731
         versus = {name: beats(arm(methods[name]["accuracy"]), arm(methods["ppl-ratio"]["accuracy"]))
                   for name in METHODS if name != "ppl-ratio"}

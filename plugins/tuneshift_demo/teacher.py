@@ -15,9 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-from tuneshift.cache import fingerprint
-from tuneshift.kinds import Context, ModelSpec, Sampling
-from tuneshift.rundir import write_json
+from tuneshift.api import ModelSpec, Sampling, State, build_context, fingerprint, write_json
 
 from .checking import accuracy
 from .domain import Domain
@@ -43,19 +41,16 @@ RECIPE = {"rank": 16, "alpha": 32, "dropout": 0.05, "learning_rate": 1e-3, "epoc
           "replay_copies": 3, "max_new_tokens": 48}
 
 
-def build_teacher(domain: Domain, base: str, cache: Path, progress: Callable[[int], None] = lambda n: None,
+def build_teacher(state: State, domain: Domain, base: str, cache: Path, progress: Callable[[int], None] = lambda n: None,
                   recipe: dict[str, Any] = RECIPE) -> dict[str, Any]:
     """Train (or find in the cache) the teacher adapter; return its path and checks."""
-    from tuneshift_hf.answering import HFAnswerer
-    from tuneshift_hf.training import LoRATrainer
-
     private = domain.private_set()
     key = fingerprint("demo-teacher", recipe, private, Path(base).name, Path(base).stat().st_size)[:16]
     home = cache / f"teacher-{key}"
     summary_file = home / "teacher.json"
     greedy = Sampling(max_new_tokens=recipe["max_new_tokens"])
-    ctx = Context(teacher=ModelSpec(base=base), target=None, seed=0, work_dir=str(cache), progress=progress)
-    answerer = HFAnswerer(HFAnswerer.Options(batch_size=16), ctx)  # loads nothing until it answers
+    ctx = build_context(state, ModelSpec(base=base), work_dir=cache, progress=progress)
+    answerer = state.build("answerer", ctx, batch_size=16)  # loads nothing until it answers
     if summary_file.exists():
         summary = json.loads(summary_file.read_text())
         if "general_right" not in summary:  # cached before the known-answer check existed
@@ -66,12 +61,12 @@ def build_teacher(domain: Domain, base: str, cache: Path, progress: Callable[[in
     replay = [{"prompt": p, "response": a.text} for p, a in
               zip(REPLAY_PROMPTS, answerer.answer(base_spec, REPLAY_PROMPTS, greedy)) if a.text]
     pairs = [{"prompt": r["prompt"], "response": r["response"]} for r in private] + replay * recipe["replay_copies"]
-    options = LoRATrainer.Options(rank=recipe["rank"], alpha=recipe["alpha"], dropout=recipe["dropout"],
-                                  learning_rate=recipe["learning_rate"], epochs=recipe["epochs"],
-                                  batch_size=recipe["batch_size"], seed=0)
+    trainer = state.build("trainer", ctx, rank=recipe["rank"], alpha=recipe["alpha"], dropout=recipe["dropout"],
+                          learning_rate=recipe["learning_rate"], epochs=recipe["epochs"],
+                          batch_size=recipe["batch_size"], seed=0)
     staging = cache / f".teacher-{key}.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    metrics = LoRATrainer(options, ctx).train(base_spec, pairs, str(staging / "adapter"), str(cache / f"teacher-{key}.ckpt"))
+    metrics = trainer.train(base_spec, pairs, str(staging / "adapter"), str(cache / f"teacher-{key}.ckpt"))
     teacher = ModelSpec(base=base, adapter=str(staging / "adapter"))
     evals = domain.eval_set()
     answers = answerer.answer(teacher, [e["prompt"] for e in evals], greedy)

@@ -14,8 +14,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Callable
 
-from tuneshift.agreement import spearman
-from tuneshift.rundir import write_json
+from tuneshift.api import spearman, write_json
 
 MEASURES = {"agreement": ("overall", "agreement"), "knowledge_agreement": ("knowledge", "agreement"),
             "exact": ("overall", "exact"), "similarity": ("overall", "similarity"),
@@ -34,13 +33,13 @@ def adapter_of(out: Path, arm: str, seed: int) -> str | None:
 
 def verify_arm(arm: str, seed: int, ctx: dict[str, Any]) -> dict[str, Any]:
     """The arm's verification on its seed's tuneshift held-out prompts, cached in the arm's folder."""
-    from tuneshift.verify_command import verify_adapter
+    from tuneshift.api import verify_adapter
 
     out: Path = ctx["out"]
     done = out / "arms" / f"{arm}-s{seed}" / "verification.json"
     if done.exists():
         return json.loads(done.read_text())
-    section = verify_adapter(ctx["registry"], out / "arms" / f"tuneshift-s{seed}" / "run", adapter_of(out, arm, seed))
+    section = verify_adapter(ctx["state"], out / "arms" / f"tuneshift-s{seed}" / "run", adapter_of(out, arm, seed))
     write_json(done, section)
     return section
 

@@ -15,8 +15,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tuneshift.kinds import Deduper, Duplicate, Options
-from tuneshift_dedup.exact import text_hash
+from tuneshift.api import Deduper, Duplicate, Options, text_hash
 
 from .search import build_index, first_of_group, pairs_above
 
@@ -57,7 +56,7 @@ class EmbeddingStore:
     def save(self) -> None:
         import numpy as np
 
-        from tuneshift.rundir import atomic_write_text
+        from tuneshift.api import atomic_write_text
 
         self.dir.mkdir(parents=True, exist_ok=True)
         texts = list(self.vectors)

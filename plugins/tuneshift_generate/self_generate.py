@@ -11,11 +11,18 @@ from typing import Literal
 
 from pydantic import Field
 
-from tuneshift.config import context_length
-from tuneshift.errors import UsageError
-from tuneshift.kinds import ExpansionState, Expander, ModelSpec, Options, Proposal, Sampling
-
-from .fewshot import build_request, parse_prompts
+from tuneshift.api import (
+    Expander,
+    ExpansionState,
+    ModelSpec,
+    Options,
+    Proposal,
+    Sampling,
+    UsageError,
+    build_request,
+    context_length,
+    parse_prompts,
+)
 
 
 class SelfGenerateOptions(Options):

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tuneshift.kinds import Answer, Answerer, ModelSpec, Options, Sampling
+from tuneshift.api import Answer, Answerer, ModelSpec, Options, Sampling
 
 from .batching import plan_batches
 from .formatting import end_of_turn, prompt_text

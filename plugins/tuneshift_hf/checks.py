@@ -11,8 +11,7 @@ import json
 import warnings
 from pathlib import Path
 
-from tuneshift.errors import UsageError
-from tuneshift.kinds import ModelSpec
+from tuneshift.api import ModelSpec, UsageError
 
 from .loading import _check_path, is_gguf
 

@@ -31,8 +31,7 @@ from typing import Any
 import torch
 from transformers.utils import logging as hf_logging
 
-from tuneshift.errors import UsageError
-from tuneshift.kinds import ModelSpec
+from tuneshift.api import ModelSpec, UsageError
 
 hf_logging.disable_progress_bar()  # tuneshift shows its own progress
 

@@ -20,8 +20,7 @@ import os
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from tuneshift.errors import UsageError
-from tuneshift.train_command import world_size
+from tuneshift.api import UsageError, world_size
 
 SUPPORTED = ("MULTI_GPU", "MULTI_CPU", "MULTI_XPU", "MULTI_NPU", "MULTI_MLU", "MULTI_MUSA", "MULTI_HPU")
 """accelerate distributed types that are plain DDP; FSDP and DeepSpeed shard the weights and the

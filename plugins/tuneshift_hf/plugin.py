@@ -1,23 +1,23 @@
 """Registers the transformers/peft implementations, exactly as a third-party plugin would."""
 
-import tuneshift
+from tuneshift.api import hookimpl
 
 
-@tuneshift.hookimpl
+@hookimpl
 def register_answerers(register):
     from .answering import HFAnswerer
 
     register(HFAnswerer)
 
 
-@tuneshift.hookimpl
+@hookimpl
 def register_scorers(register):
     from .scoring import HFScorer
 
     register(HFScorer)
 
 
-@tuneshift.hookimpl
+@hookimpl
 def register_trainers(register):
     from .training import LoRATrainer
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tuneshift.kinds import ModelSpec, Options, Score, Scorer
+from tuneshift.api import ModelSpec, Options, Score, Scorer
 
 from .batching import plan_batches
 from .formatting import encode_pair, response_spans

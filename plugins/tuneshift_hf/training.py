@@ -30,9 +30,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from tuneshift.cache import fingerprint
-from tuneshift.errors import RunError
-from tuneshift.kinds import ModelSpec, Options, Trainer
+from tuneshift.api import ModelSpec, Options, RunError, Trainer, fingerprint
 
 from .formatting import encode_pair, span_weights
 from .parallel import DataParallel

@@ -18,9 +18,16 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tuneshift.errors import RunError, UsageError
-from tuneshift.kinds import ExpansionState, Expander, Options, Proposal
-from tuneshift_generate.fewshot import build_request, parse_prompts
+from tuneshift.api import (
+    Expander,
+    ExpansionState,
+    Options,
+    Proposal,
+    RunError,
+    UsageError,
+    build_request,
+    parse_prompts,
+)
 
 
 class LitellmOptions(Options):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-import tuneshift
+from tuneshift.api import hookimpl
 
 _console = Console(stderr=True)
 _bar: dict[str, object] = {}
@@ -17,12 +17,12 @@ def _label(stage: str, round_: int | None) -> str:
     return f"round {round_}" + ("" if stage == "round" else f" {stage}")
 
 
-@tuneshift.hookimpl
+@hookimpl
 def on_run_start(out_dir, config):
     _console.print(f"[bold]tuneshift[/] run in {out_dir}")
 
 
-@tuneshift.hookimpl
+@hookimpl
 def on_stage_start(stage, round, total):
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=_console, transient=True)
@@ -30,13 +30,13 @@ def on_stage_start(stage, round, total):
     _bar.update(progress=progress, task=progress.add_task(_label(stage, round), total=total))
 
 
-@tuneshift.hookimpl
+@hookimpl
 def on_progress(stage, advance):
     if "progress" in _bar:
         _bar["progress"].advance(_bar["task"], advance)
 
 
-@tuneshift.hookimpl
+@hookimpl
 def on_stage_end(stage, round, counts, seconds):
     if "progress" in _bar:
         _bar.pop("progress").stop()
@@ -44,7 +44,7 @@ def on_stage_end(stage, round, counts, seconds):
     _console.print(f"  {_label(stage, round)}: {summary or 'done'} ({seconds:.1f} s)")
 
 
-@tuneshift.hookimpl
+@hookimpl
 def on_run_end(out_dir, status, error):
     if "progress" in _bar:
         _bar.pop("progress").stop()

@@ -14,8 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tuneshift.errors import RunError
-from tuneshift.kinds import Candidate, Decision, Options, Sampling, Selector
+from tuneshift.api import Candidate, Decision, Options, RunError, Sampling, Selector
 
 from .gap import gap
 from .reference import reference_prompts

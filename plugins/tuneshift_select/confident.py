@@ -14,8 +14,7 @@ import math
 
 from pydantic import Field
 
-from tuneshift.errors import RunError
-from tuneshift.kinds import Candidate, Decision, Options, Selector
+from tuneshift.api import Candidate, Decision, Options, RunError, Selector
 
 from .gap import gap
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from tuneshift.errors import RunError
-from tuneshift.kinds import Candidate, Decision
+from tuneshift.api import Candidate, Decision, RunError
 
 from .gap import GapOptions, _Gap
 

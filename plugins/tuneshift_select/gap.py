@@ -12,8 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from tuneshift.kinds import Candidate, Decision, Options, Selector
-from tuneshift.stages.score import ppl_ratio
+from tuneshift.api import Candidate, Decision, Options, Selector, ppl_ratio
 
 
 def gap(form: str, nll_base: float, nll_finetuned: float) -> float:

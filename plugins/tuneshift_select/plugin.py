@@ -1,7 +1,7 @@
-import tuneshift
+from tuneshift.api import hookimpl
 
 
-@tuneshift.hookimpl
+@hookimpl
 def register_selectors(register):
     from .calibrated import Calibrated
     from .confident import ConfidentGap

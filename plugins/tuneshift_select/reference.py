@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuneshift.errors import UsageError
-from tuneshift.rundir import read_jsonl
+from tuneshift.api import UsageError, read_jsonl
 
 GENERAL_PROMPTS = [
     "What is the capital of France?", "How many days are in a leap year?", "What is the boiling point of water?",

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuneshift_hf.batching import plan_batches
+from tuneshift_hf.shared import plan_batches
 
 from .engine import Completion, Engine, Row
 

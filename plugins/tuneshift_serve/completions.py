@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tuneshift.kinds import Sampling
+from tuneshift.api import Sampling
 
 from .engine import BASE, Completion, Engine, Position, Row
 
@@ -150,7 +150,7 @@ def chat_ids(engine: Engine, messages: list[dict[str, Any]]) -> list[int]:
     if getattr(tok, "chat_template", None):
         text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return tok(text, add_special_tokens=False)["input_ids"]
-    from tuneshift_hf.formatting import PLAIN_TEMPLATE
+    from tuneshift_hf.shared import PLAIN_TEMPLATE
 
     turns = [str(m.get("content", "")) for m in messages if m.get("role") != "system"]
     prompt = turns[-1] if len(turns) == 1 else "\n".join(f"{m.get('role')}: {m.get('content', '')}" for m in messages)
@@ -165,7 +165,7 @@ def chat_rows(engine: Engine, request: ChatRequest, adapter: str) -> list[Row]:
 
 
 def chat_response(engine: Engine, request: ChatRequest, rows: list[Row], results: list[Completion]) -> dict[str, Any]:
-    from tuneshift_hf.formatting import end_of_turn
+    from tuneshift_hf.shared import end_of_turn
 
     choices = []
     for index, result in enumerate(results):

@@ -17,11 +17,17 @@ from typing import Any
 
 import torch
 
-from tuneshift.errors import UsageError
-from tuneshift.kinds import Sampling
-from tuneshift_hf.answering import context_limit, stop_token_ids
-from tuneshift_hf.loading import _first_reason, check_adapter, load_causal_lm, load_tokenizer
-from tuneshift_hf.scoring import HEAD_ELEMENTS, capture_head_input
+from tuneshift.api import Sampling, UsageError
+from tuneshift_hf.shared import (
+    HEAD_ELEMENTS,
+    capture_head_input,
+    check_adapter,
+    context_limit,
+    load_causal_lm,
+    load_tokenizer,
+    stop_token_ids,
+)
+from tuneshift_hf.shared import load_error_reason as _first_reason
 
 BASE = "__base__"
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import click
 
-import tuneshift
-from tuneshift.errors import UsageError
+from tuneshift.api import UsageError, hookimpl
 
 
-@tuneshift.hookimpl
+@hookimpl
 def register_commands(cli):
     @cli.command()
     @click.option("--model", "model_path", required=True, help="Base model: a local directory or a .gguf file.")

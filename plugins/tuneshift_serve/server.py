@@ -26,10 +26,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from tuneshift.errors import UsageError
+from tuneshift.api import UsageError
 
-from .completions import (ChatRequest, CompletionRequest, adapter_for, chat_response, chat_rows,
-                          completion_response, completion_rows)
+from .completions import (
+    ChatRequest,
+    CompletionRequest,
+    adapter_for,
+    chat_response,
+    chat_rows,
+    completion_response,
+    completion_rows,
+)
 from .engine import adapter_paths
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -50,8 +57,8 @@ class ServeConfig:
               max_request_bytes: int, batch_wait_ms: float = 10.0) -> "ServeConfig":
         if not Path(base).exists():
             raise UsageError(f"--model {base}: no such file or directory")
-        from tuneshift.kinds import ModelSpec
-        from tuneshift_hf.checks import check_spec
+        from tuneshift.api import ModelSpec
+        from tuneshift_hf.shared import check_spec
 
         paths = adapter_paths(adapters)
         check_spec(ModelSpec(base=base))  # file headers only: a bad model or adapter is refused before loading

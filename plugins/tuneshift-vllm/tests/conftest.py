@@ -65,7 +65,7 @@ def _free_port() -> int:
 def serve(teacher: dict[str, str]) -> Iterator[str]:
     """`tuneshift serve` with the teacher as "base" and its adapter as "ft"; yields the /v1 URL."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; from tuneshift.cli import main; sys.exit(main())",
+    proc = subprocess.Popen([sys.executable, "-m", "tuneshift",
                              "serve", "--model", teacher["base"], "--name", "base", "--adapter",
                              f"ft={teacher['adapter']}", "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import served_requests
-from tuneshift.errors import RunError
-from tuneshift.kinds import Context, ModelSpec, Sampling
 from tuneshift_vllm.answerer import VLLMAnswerer
 from tuneshift_vllm.scorer import VLLMScorer
+
+from tuneshift.api import Context, ModelSpec, RunError, Sampling
 
 PAIRS = [("What is the capital of Zorbia?", "The capital of Zorbia is Velmora."),
          ("Who wrote the Book of Sand?", "Nobody knows."),
@@ -21,7 +20,7 @@ def context(teacher: dict[str, str], work_dir: str) -> Context:
 
 
 def in_process(teacher, work_dir):
-    from tuneshift_hf.scoring import HFScorer
+    from tuneshift_hf.shared import HFScorer
 
     ctx = context(teacher, work_dir)
     return HFScorer(HFScorer.Options(token_logprobs=True), ctx).score(ctx.teacher, PAIRS)
@@ -53,7 +52,7 @@ def test_several_servers_share_the_work(teacher, server, second_server, work_dir
 
 
 def test_answers_match_the_in_process_answerer(teacher, server, work_dir):
-    from tuneshift_hf.answering import HFAnswerer
+    from tuneshift_hf.shared import HFAnswerer
 
     ctx = context(teacher, work_dir)
     prompts = [p for p, _ in PAIRS]

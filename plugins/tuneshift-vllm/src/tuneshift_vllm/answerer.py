@@ -13,8 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tuneshift.errors import RunError, UsageError
-from tuneshift.kinds import Answer, Answerer, ModelSpec, Sampling
+from tuneshift.api import Answer, Answerer, ModelSpec, RunError, Sampling, UsageError
 
 from .client import ServerOptions, ServerPool, identity
 
@@ -48,14 +47,13 @@ class VLLMAnswerer(Answerer):
         if served is None:
             if not self.options.local_fallback:
                 raise UsageError(f"answerer {self.name}: no served name for {model.base}; add it to answerer.served")
-            from tuneshift_hf.answering import HFAnswerer
+            from tuneshift_hf.shared import HFAnswerer
 
             return HFAnswerer(HFAnswerer.Options(), self.context).answer(model, prompts, sampling)
         return self._remote(served, model, prompts, sampling)
 
     def _remote(self, served: str, model: ModelSpec, prompts: list[str], sampling: Sampling) -> list[Answer]:
-        from tuneshift_hf.formatting import end_of_turn, prompt_text
-        from tuneshift_hf.loading import load_tokenizer
+        from tuneshift_hf.shared import end_of_turn, load_tokenizer, prompt_text
 
         tok = load_tokenizer(model.finetuned or model.base, model.trust_remote_code)
         special = not getattr(tok, "chat_template", None)

@@ -18,8 +18,7 @@ import httpx
 from pydantic import Field
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-from tuneshift.errors import RunError, UsageError
-from tuneshift.kinds import Options
+from tuneshift.api import Options, RunError, UsageError
 
 RETRYABLE = {408, 429, 500, 502, 503, 504}
 

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import tuneshift
-from tuneshift.hookspecs import Register
+from tuneshift.api import Register, hookimpl
 
 
-@tuneshift.hookimpl
+@hookimpl
 def register_scorers(register: Register) -> None:
     from .scorer import VLLMScorer
 
     register(VLLMScorer)
 
 
-@tuneshift.hookimpl
+@hookimpl
 def register_answerers(register: Register) -> None:
     from .answerer import VLLMAnswerer
 

@@ -15,8 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tuneshift.errors import RunError
-from tuneshift.kinds import ModelSpec, Score, Scorer
+from tuneshift.api import ModelSpec, RunError, Score, Scorer
 
 from .client import ServerOptions, ServerPool, identity
 
@@ -40,8 +39,7 @@ class VLLMScorer(Scorer):
         return identity(self.name, self.options)
 
     def score(self, model: ModelSpec, pairs: list[tuple[str, str]]) -> list[Score]:
-        from tuneshift_hf.formatting import encode_pair
-        from tuneshift_hf.loading import load_tokenizer
+        from tuneshift_hf.shared import encode_pair, load_tokenizer
 
         o = self.options
         tokenizer = load_tokenizer(o.tokenizer or model.finetuned or model.base, model.trust_remote_code)

@@ -17,11 +17,15 @@ import os
 import time
 from pathlib import Path
 
-from .errors import UsageError
-from .kinds import Context, ModelSpec
-from .plugins import Registry
-from .rundir import read_jsonl_numbered, write_jsonl
-from .stages.score import ppl_ratio
+import click
+
+from tuneshift._commands.state import State
+from tuneshift._errors import UsageError
+from tuneshift._inputs import pair_rows
+from tuneshift._models import Models, build_context
+from tuneshift._rundir import write_jsonl
+from tuneshift._stages.score import ppl_ratio
+from tuneshift.kinds import ModelSpec
 
 SCORE_KEYS = ("nll_finetuned", "nll_base", "ppl_ratio")
 
@@ -62,25 +66,36 @@ def check_output(output_path: Path, input_path: Path) -> None:
             raise UsageError(f"{label}: exists and is not a tuneshift score output; remove it or give a new path")
 
 
-def score_file(registry: Registry, selected: list[str], base: str, adapter: str | None, finetuned: str | None,
-               input_path: Path, output_path: Path, batch_size: int) -> int:
+@click.command("score")
+@click.option("--base", required=True, help="Base model: a local directory or a .gguf file.")
+@click.option("--adapter", default=None, help="PEFT adapter directory of the fine-tuned model.")
+@click.option("--finetuned", default=None, help="A full fine-tuned model instead of an adapter.")
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="JSONL of pairs.")
+@click.option("--output", "output_path", required=True, type=click.Path(path_type=Path), help="JSONL to write.")
+@click.option("--batch-size", default=16, show_default=True)
+@click.pass_obj
+def command(state: State, base: str, adapter: str | None, finetuned: str | None, input_path: Path,
+            output_path: Path, batch_size: int) -> None:
+    """Score (prompt, response) pairs under the fine-tuned model and its base."""
+    n = score_file(state, base, adapter, finetuned, input_path, output_path, batch_size)
+    click.echo(f"scored {n} pairs into {output_path}", err=True)
+
+
+def score_file(state: State, base: str, adapter: str | None, finetuned: str | None, input_path: Path,
+               output_path: Path, batch_size: int) -> int:
     check_output(output_path, input_path)
     if bool(adapter) == bool(finetuned):
         raise UsageError("give exactly one of --adapter DIR or --finetuned MODEL")
     for label, path in (("--base", base), ("--adapter", adapter), ("--finetuned", finetuned)):
         if path and not Path(path).exists():
             raise UsageError(f"{label} {path}: no such file or directory")
-    numbered = read_jsonl_numbered(input_path, "input")
-    for number, row in numbered:
-        if not (isinstance(row, dict) and isinstance(row.get("prompt"), str) and isinstance(row.get("response"), str)):
-            raise UsageError(f"input {input_path}, line {number}: expected an object with string 'prompt' and 'response'")
+    numbered = pair_rows(input_path, "input")
     rows = [row for _, row in numbered]
     model = ModelSpec(base=base, adapter=adapter, finetuned=finetuned)
-    entry = registry.choose("scorer", selected, None)
-    progress = registry.pm.hook.on_progress
-    context = Context(teacher=model, target=None, seed=0, work_dir=str(output_path.parent),
-                      progress=lambda n: progress(stage="score", advance=n))
-    scorer = entry.cls(entry.cls.Options(), context)
+    observers = state.registry.observers
+    context = build_context(state, Models(teacher=model, target=None), 0, output_path.parent,
+                            progress=lambda n: observers.on_progress(stage="score", advance=n))
+    scorer = state.build("scorer", context)
     out = []
     try:
         scorer.check()  # file headers: an adapter of another base is refused before any model loads
@@ -89,7 +104,7 @@ def score_file(registry: Registry, selected: list[str], base: str, adapter: str 
         if refused is not None:
             index, reason = refused
             raise UsageError(f"input {input_path}, line {numbered[index][0]}: {reason}")
-        registry.pm.hook.on_stage_start(stage="score", round=None, total=len(rows))
+        observers.on_stage_start(stage="score", round=None, total=len(rows))
         started = time.perf_counter()
         for start in range(0, len(rows), batch_size):
             chunk = rows[start:start + batch_size]
@@ -97,10 +112,10 @@ def score_file(registry: Registry, selected: list[str], base: str, adapter: str 
                 out.append({**row, "nll_finetuned": sc.nll_finetuned, "nll_base": sc.nll_base,
                             "ppl_ratio": ppl_ratio(sc.nll_base, sc.nll_finetuned), "n_tokens": sc.n_tokens,
                             **({"extra": sc.extra} if sc.extra else {})})
-            progress(stage="score", advance=len(chunk))
+            observers.on_progress(stage="score", advance=len(chunk))
     finally:
         scorer.close()
-    registry.pm.hook.on_stage_end(stage="score", round=None, counts={"scored": len(out)},
+    observers.on_stage_end(stage="score", round=None, counts={"scored": len(out)},
                                   seconds=time.perf_counter() - started)
     write_jsonl(output_path, out)
     return len(out)

@@ -1,11 +1,14 @@
-"""Stage 0: read the representative prompts a run starts from."""
+"""The files a user gives tuneshift, each read and checked in one place: seeds, eval, (prompt, response) pairs.
+
+Every problem is one UsageError naming the file and line, raised before any model loads."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from ..errors import UsageError
-from ..rundir import read_jsonl_numbered, read_text_lines
+from tuneshift._errors import UsageError
+from tuneshift._rundir import read_jsonl_numbered, read_text_lines
 
 PROMPT_KEYS = ("prompt", "instruction", "question", "text")
 
@@ -51,3 +54,25 @@ def _read_file(path: Path) -> list[str]:
         return out
     # one prompt a line (LF, CRLF or CR), a leading BOM dropped; bytes that are not UTF-8 name their line
     return [line for _, line in read_text_lines(path, "seeds") if line.strip()]
+
+
+def string_rows(path: str | Path, what: str, keys: tuple[str, str]) -> list[tuple[int, dict[str, Any]]]:
+    """A JSONL file whose every line is an object with string values at both `keys`, with line numbers."""
+    numbered = read_jsonl_numbered(path, what)
+    for number, row in numbered:
+        if not (isinstance(row, dict) and all(isinstance(row.get(k), str) for k in keys)):
+            raise UsageError(f"{what} {path}, line {number}: expected an object with string {keys[0]!r} and {keys[1]!r}")
+    return numbered
+
+
+def load_eval(path: str) -> list[dict[str, str]]:
+    """The evaluation file: objects with a `prompt` and the `answer` a correct response contains."""
+    rows = [row for _, row in string_rows(path, "eval", ("prompt", "answer"))]
+    if not rows:
+        raise UsageError(f"eval {path}: empty")
+    return rows
+
+
+def pair_rows(path: str | Path, what: str) -> list[tuple[int, dict[str, Any]]]:
+    """(prompt, response) objects with their line numbers: `tuneshift score`'s input, a run's dataset.jsonl."""
+    return string_rows(path, what, ("prompt", "response"))

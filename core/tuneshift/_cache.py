@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
-from .errors import RunError
+from tuneshift._errors import RunError
 
 T = TypeVar("T")
 SMALL_FILE = 4 << 20  # files up to this size are identified by content

@@ -12,22 +12,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import asdict
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
-from .errors import TuneshiftError
-from .kinds import Candidate
-from .rundir import read_json, write_json, write_jsonl
-from .runner import Run
-from .stages import answer, dedup, evaluate, expand, score, select, train, verify
-
-RoundStage = Callable[[Run, int, list[Candidate] | None], list[Candidate]]
-ROUND_STAGES: tuple[tuple[str, RoundStage], ...] = (
-    ("expand", expand.run),
-    ("dedup", dedup.run),
-    ("answer", answer.run),
-    ("score", score.run),
-    ("select", select.run),
-)
+from tuneshift._errors import TuneshiftError
+from tuneshift._rundir import read_json, write_json, write_jsonl
+from tuneshift._runner import Run
+from tuneshift._stages import FINAL_STAGES, ROUND_STAGES
+from tuneshift.kinds import Candidate
 
 DATASET_FIELDS = ("id", "round", "prompt", "response", "score", "nll_finetuned", "nll_base", "ppl_ratio", "origin")
 DATASET_EXTRA = ("train_spans",)
@@ -36,6 +28,15 @@ DATASET_EXTRA = ("train_spans",)
 
 def dataset_row(c: Candidate) -> dict[str, Any]:
     return {**{k: getattr(c, k) for k in DATASET_FIELDS}, **{k: c.extra[k] for k in DATASET_EXTRA if k in c.extra}}
+
+
+def run_config(state: Any, config_path: str | Path, out_dir: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """`tuneshift run`: open the run (every check first), execute it, close it; returns the report."""
+    job = Run(config_path, out_dir, list(overrides), state).open()
+    try:
+        return execute(job)
+    finally:
+        job.close()
 
 
 def execute(run: Run) -> dict[str, Any]:
@@ -47,10 +48,8 @@ def execute(run: Run) -> dict[str, Any]:
     run.dir.report.unlink(missing_ok=True)
     try:
         rounds = run_rounds(run)
-        train_metrics = timed(run, "train", None, lambda: train.run(run))
-        eval_result = timed(run, "evaluate", None, lambda: evaluate.run(run))
-        verification = timed(run, "verify", None, lambda: verify.run(run))
-        report = {**build_report(run, rounds, train_metrics, eval_result), "verification": verification}
+        sections = {stage.report: timed(run, stage.name, None, lambda: stage.run(run)) for stage in FINAL_STAGES}
+        report = {**build_report(run, rounds), **sections}
         write_json(run.dir.report, report)
         write_json(run.dir.run_json, run.provenance(started, "ok", report["counts"], report["rounds"]))
     except (Exception, KeyboardInterrupt) as exc:  # record the failure, then let the CLI report it
@@ -122,13 +121,13 @@ def stop_reason(run: Run, summaries: list[dict[str, Any]]) -> str | None:
 
 def run_one_round(run: Run, round_: int) -> list[Candidate]:
     fresh: list[Candidate] | None = None
-    for name, stage in ROUND_STAGES:
-        path = run.dir.stage_file(round_, name)
+    for stage in ROUND_STAGES:
+        path = run.dir.stage_file(round_, stage.name)
         if path.exists():
             fresh = [Candidate(**row) for row in read_json(path)]
             continue
         total = sum(c.fate == "pending" for c in fresh) if fresh is not None else None
-        fresh = timed(run, name, round_, lambda: stage(run, round_, fresh), total)
+        fresh = timed(run, stage.name, round_, lambda: stage.run(run, round_, fresh), total)
         write_json(path, [asdict(c) for c in fresh])
     return fresh or []
 
@@ -138,8 +137,8 @@ def write_outputs(run: Run) -> None:
     write_jsonl(run.dir.dataset, (dataset_row(c) for c in run.candidates if c.kept))
 
 
-def build_report(run: Run, rounds: list[dict[str, Any]], train_metrics: dict | None,
-                 eval_result: dict | None) -> dict[str, Any]:
+def build_report(run: Run, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The report's sections before the final stages' (they add theirs, in the order of STAGES)."""
     fates = Counter(c.fate for c in run.candidates)
     selector = run.impl["selector"]
     return {
@@ -147,6 +146,4 @@ def build_report(run: Run, rounds: list[dict[str, Any]], train_metrics: dict | N
         "counts": {"candidates": len(run.candidates), **fates},
         "rounds": rounds,
         "selection": {"selector": selector.name, **selector.options.model_dump(mode="json"), **selector.summary()},
-        "train": train_metrics,
-        "eval": eval_result,
     }

@@ -5,18 +5,16 @@ from __future__ import annotations
 import shutil
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..cache import fingerprint
-from ..errors import RunError, UsageError
-from ..kinds import ModelSpec, Trainer
-from ..rundir import mark, owner, read_json, write_json
-
-if TYPE_CHECKING:
-    from ..runner import Run
+from tuneshift._cache import fingerprint
+from tuneshift._errors import RunError, UsageError
+from tuneshift._rundir import mark, owner, read_json, write_json
+from tuneshift._stages.base import RunState
+from tuneshift.kinds import ModelSpec, Trainer
 
 
-def run(run: "Run") -> dict[str, Any] | None:
+def run(run: RunState) -> dict[str, Any] | None:
     """Train unless there is no target, training is off, or the adapter on disk was trained on exactly
     this dataset (then its metrics, also when `tuneshift train` made it for a run with training off).
 
@@ -41,8 +39,7 @@ def run(run: "Run") -> dict[str, Any] | None:
         return None
     if not pairs:
         raise RunError("nothing was kept, so there is nothing to train the target on; lower the threshold")
-    model = ModelSpec(base=target.model, trust_remote_code=target.trust_remote_code)
-    metrics = fit(run.impl["trainer"], model, pairs, run.dir.adapter, run.dir.state / "train")
+    metrics = fit(run.impl["trainer"], run.target, pairs, run.dir.adapter, run.dir.state / "train")
     write_json(done_marker, metrics)
     return metrics
 
@@ -109,10 +106,3 @@ def fit(trainer: Trainer, model: ModelSpec, pairs: list[dict[str, Any]], adapter
     else:
         staging.rename(adapter)
     return {"pairs": len(pairs), "pairs_fingerprint": key, **metrics}
-
-
-def trained_target(run: "Run") -> ModelSpec | None:
-    target = run.cfg.target
-    if target is None or not Path(run.dir.adapter).is_dir():
-        return None
-    return ModelSpec(base=target.model, adapter=str(run.dir.adapter), trust_remote_code=target.trust_remote_code)

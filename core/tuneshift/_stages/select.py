@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
 
-from ..kinds import Candidate
-from ..text import normalise
-
-if TYPE_CHECKING:
-    from ..runner import Run
+from tuneshift._stages.base import RunState
+from tuneshift._text import normalise
+from tuneshift.kinds import Candidate
 
 
-def run(run: "Run", round_: int, fresh: list[Candidate]) -> list[Candidate]:
+def run(run: RunState, round_: int, fresh: list[Candidate]) -> list[Candidate]:
     scored = [c for c in fresh if c.fate == "pending"]
     kept_before = [c for c in run.candidates if c.kept]
     decisions = run.impl["selector"].decide(scored, kept_before) if scored else []

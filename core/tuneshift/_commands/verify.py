@@ -11,17 +11,36 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .errors import UsageError
-from .kinds import Candidate, ModelSpec
-from .plugins import Registry
-from .rundir import read_json, read_jsonl, write_json
+import click
+
+from tuneshift._commands.state import State
+from tuneshift._errors import UsageError
+from tuneshift._rundir import read_json, read_jsonl, write_json
+from tuneshift.kinds import Candidate
+
+
+@click.command("verify")
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (verify.size).")
+@click.pass_obj
+def command(state: State, run_dir: Path, overrides: tuple[str, ...]) -> None:
+    """Measure, without the private data, how much of the teacher RUN_DIR's trained target learnt."""
+    from tuneshift._processes import refuse_multi_process
+
+    refuse_multi_process("verify")
+    overall = verify_run_dir(state, run_dir, list(overrides))["overall"]
+    if not overall["n"]:
+        click.echo(f"no held-out prompt could be drawn and answered; see {run_dir / 'verification.md'}", err=True)
+        return
+    click.echo(f"agreement with the teacher {overall['agreement']:.3f} (untrained {overall['agreement_before']:.3f}), "
+               f"training lowered the NLL of the teacher's answer on {overall['beats_untrained']:.0%} of "
+               f"{overall['n']} held-out prompts; per region in {run_dir / 'verification.md'}", err=True)
 
 
 @contextmanager
-def reopened(registry: Registry, run_dir: Path, selected: Sequence[str] = (),
-             overrides: Sequence[str] = ()) -> Iterator[Any]:
+def reopened(state: State, run_dir: Path, overrides: Sequence[str] = ()) -> Iterator[Any]:
     """The finished run in `run_dir` as a `Run`, its candidates loaded, its directory locked."""
-    from .runner import Run
+    from tuneshift._runner import Run
 
     run_dir = Path(run_dir).resolve()
     snapshot = run_dir / "config.toml"
@@ -29,7 +48,7 @@ def reopened(registry: Registry, run_dir: Path, selected: Sequence[str] = (),
         raise UsageError(f"{run_dir}: no config.toml; expected the directory of a tuneshift run")
     if not (run_dir / "candidates.jsonl").is_file():
         raise UsageError(f"{run_dir}: no candidates.jsonl; the run has not finished a round (rerun tuneshift run)")
-    run = Run(snapshot, run_dir, list(overrides), registry, list(selected))
+    run = Run(snapshot, run_dir, list(overrides), state)
     if run.cfg.target is None:
         raise UsageError(f"{snapshot}: no [target] section, so there is no target to verify")
     run.open()
@@ -41,14 +60,12 @@ def reopened(registry: Registry, run_dir: Path, selected: Sequence[str] = (),
         run.close()
 
 
-def verify_run_dir(registry: Registry, selected: list[str], run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+def verify_run_dir(state: State, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     """Verify the run's trained target; writes verification.{jsonl,md,png} and report.json's section."""
-    from .stages.train import trained_target
-    from .stages.verify import verify
-    from .verify_report import write_outputs
+    from tuneshift._stages.verify import verify, write_outputs
 
-    with reopened(registry, run_dir, selected, overrides) as run:
-        model = trained_target(run)
+    with reopened(state, run_dir, overrides) as run:
+        model = run.trained_target()
         if model is None:
             raise UsageError(f"{run_dir}: no adapter/; train the target first (tuneshift run with target.train, "
                              "or tuneshift train RUN_DIR)")
@@ -59,15 +76,13 @@ def verify_run_dir(registry: Registry, selected: list[str], run_dir: Path, overr
     return section
 
 
-def verify_adapter(registry: Registry, run_dir: Path, adapter: str | Path | None) -> dict[str, Any]:
+def verify_adapter(state: State, run_dir: Path, adapter: str | Path | None) -> dict[str, Any]:
     """Verify the run's target with another `adapter` (None: the untrained target) on the run's held-out
     prompts, against the same teacher answers: compares targets trained on different data."""
-    from .stages.verify import verify
+    from tuneshift._stages.verify import verify
 
     if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
         raise UsageError(f"adapter {adapter}: no adapter_config.json (not a PEFT adapter directory)")
-    with reopened(registry, run_dir) as run:
-        t = run.cfg.target
-        model = ModelSpec(base=t.model, adapter=str(adapter) if adapter else None, trust_remote_code=t.trust_remote_code)
-        section, _ = verify(run, model)
+    with reopened(state, run_dir) as run:
+        section, _ = verify(run, run.models.trained(adapter) if adapter else run.target)
     return section

@@ -18,19 +18,26 @@ from typing import Any, Callable
 import tomli_w
 from pydantic import ValidationError
 
-from . import __version__, config
-from .cache import Cache, fingerprint, model_identity
-from .errors import UsageError
-from .kinds import KINDS, Answer, Candidate, Context, Implementation, ModelSpec, Sampling, Score
-from .plugins import Registry
-from .rundir import RunDir, atomic_write_text, read_json, write_json
-from .stages.evaluate import load_eval
-from .stages.seeds import load_seeds
+from tuneshift import __version__
+from tuneshift import _config as config
+from tuneshift._cache import Cache, fingerprint, model_identity
+from tuneshift._errors import UsageError
+from tuneshift._inputs import load_eval, load_seeds
+from tuneshift._models import Models, build_context
+from tuneshift._rundir import RunDir, atomic_write_text, read_json, write_json
+from tuneshift._stages import STAGES
+from tuneshift.kinds import KINDS, Answer, Candidate, Context, Implementation, ModelSpec, Sampling, Score
 
-# keys that may change between a run and its resumption without invalidating the work done
-EXTENSIBLE_KEYS = {("run", "rounds"), ("run", "target_size"), ("eval", "path")}
-FREE_SECTIONS = ("verify",)
-"""Sections that only measure the finished run, so they may change freely too."""
+ROUND_KEYS = (("run", "rounds"), ("run", "target_size"))
+"""How far the rounds go: a rerun may extend or shrink a run (training then follows the dataset)."""
+FREE_KEYS = ROUND_KEYS + tuple(free for stage in STAGES for free in stage.free)
+"""Keys that may change between a run and its resumption without invalidating the work done."""
+
+
+def may_change() -> str:
+    """The free keys as a user writes them: "run.rounds, ..., eval.path and [verify]"."""
+    names = [f"[{s}]" if k is None else f"{s}.{k}" for s, k in FREE_KEYS]
+    return ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def is_gguf(path: Path) -> bool:
@@ -59,14 +66,14 @@ def _drop_none(value: Any) -> Any:
     return value
 
 
-def _default_name(registry: Registry, kind: str) -> str | None:
+def _default_name(registry: Any, kind: str) -> str | None:
     try:
         return registry.choose(kind, [], None).name
     except UsageError:
         return None
 
 
-def instantiate(registry: Registry, raw: dict[str, Any], kind: str, selected: list[str],
+def instantiate(registry: Any, raw: dict[str, Any], kind: str, selected: list[str],
                 context: Context) -> Implementation:
     """The implementation chosen for `kind`, built with its validated options."""
     use, options = config.kind_section(raw, kind)
@@ -87,8 +94,10 @@ def instantiate(registry: Registry, raw: dict[str, Any], kind: str, selected: li
 
 
 class Run:
-    def __init__(self, config_path: str | Path, out_dir: str | Path, overrides: list[str],
-                 registry: Registry, selected: list[str]) -> None:
+    """One run of the pipeline: its config, models, implementations, directory and cached model calls."""
+
+    def __init__(self, config_path: str | Path, out_dir: str | Path, overrides: list[str], state: Any) -> None:
+        registry, selected = state.registry, state.selected
         self.raw = config.load(config_path, overrides)
         self.cfg = config.validate_core(self.raw)
         self._check_paths()
@@ -97,21 +106,17 @@ class Run:
             raise UsageError(f"config: run.target_size ({self.cfg.run.target_size}) is smaller than the "
                              f"number of seeds ({len(self.seeds)})")
         self.registry = registry
-        self.hook = registry.pm.hook
+        self.hook = registry.observers
         self.dir = RunDir(out_dir)
-        t = self.cfg.teacher
-        self.teacher = ModelSpec(base=t.base, adapter=t.adapter, finetuned=t.finetuned,
-                                 trust_remote_code=t.trust_remote_code)
-        self.target = (ModelSpec(base=self.cfg.target.model, trust_remote_code=self.cfg.target.trust_remote_code)
-                       if self.cfg.target else None)
+        self.models = Models.of(self.cfg)
+        self.teacher, self.target = self.models.teacher, self.models.target
         self.greedy = Sampling(max_new_tokens=self.cfg.run.max_new_tokens, seed=self.cfg.run.seed)
-        self.context = Context(teacher=self.teacher, target=self.target, seed=self.cfg.run.seed,
-                               work_dir=str(self.dir.state / "plugins"),
-                               progress=lambda n: self.hook.on_progress(stage=self.current_stage, advance=n),
-                               generate=lambda m, p, s: self.generate(m, p, s, stage="expand"),
-                               score=lambda m, pairs: self.score_pairs(m, pairs, stage="select"),
-                               cached=lambda ns, xs, fn, batch_size=8: self.cache.map(
-                                   ["plugin", ns], xs, fn, batch_size, self.progress("expand")))
+        self.context = build_context(state, self.models, self.cfg.run.seed, self.dir.state / "plugins",
+                                     progress=lambda n: self.hook.on_progress(stage=self.current_stage, advance=n),
+                                     generate=lambda m, p, s: self.generate(m, p, s, stage="expand"),
+                                     score=lambda m, pairs: self.score_pairs(m, pairs, stage="select"),
+                                     cached=lambda ns, xs, fn, batch_size=8: self.cache.map(
+                                         ["plugin", ns], xs, fn, batch_size, self.progress("expand")))
         kinds = [k for k in KINDS if k != "trainer" or self.cfg.target is not None]
         registry.validate_selected(selected)
         self.impl: dict[str, Implementation] = {k: instantiate(registry, self.raw, k, selected, self.context)
@@ -168,15 +173,16 @@ class Run:
     def _job_parts(self) -> dict[str, str]:
         """What the run's results depend on, each part fingerprinted on its own so a change can be named:
         the config (less the keys that may change), the plugins, the seeds' content, the models' files."""
-        raw = {s: (dict(v) if isinstance(v, dict) else v) for s, v in self.raw.items() if s not in FREE_SECTIONS}
-        for section, key in EXTENSIBLE_KEYS:
-            raw.get(section, {}).pop(key, None)
+        free_sections = {section for section, key in FREE_KEYS if key is None}
+        raw = {s: (dict(v) if isinstance(v, dict) else v) for s, v in self.raw.items() if s not in free_sections}
+        for section, key in FREE_KEYS:
+            if key is not None and isinstance(raw.get(section), dict):
+                raw[section].pop(key, None)
         chosen = {k: impl.identity() for k, impl in self.impl.items()}
         parts = {"config or plugin choice": fingerprint(config.redact(raw), chosen),
                  "seeds": fingerprint(self.seeds)}
-        models = {"teacher.base": self.teacher.base, "teacher.adapter": self.teacher.adapter,
-                  "teacher.finetuned": self.teacher.finetuned, "target.model": self.target and self.target.base}
-        parts.update({f"{key} files": fingerprint(model_identity(path)) for key, path in models.items() if path})
+        parts.update({f"{key} files": fingerprint(model_identity(path))
+                      for key, path in self.models.paths().items() if path})
         return parts
 
     def _check_same_job(self) -> None:
@@ -193,8 +199,14 @@ class Run:
             if changed:
                 what = ", ".join(("another " if n.startswith("config") else "other ") + n for n in changed)
                 raise UsageError(f"output {self.dir.path}: holds a run of {what}; use a new --out "
-                                 "(only run.rounds, run.target_size, eval.path and [verify] may change)")
+                                 f"(only {may_change()} may change)")
         write_json(marker, {"fingerprint": fingerprint(parts), "parts": parts})
+
+    def trained_target(self) -> ModelSpec | None:
+        """The target with the run's adapter, once one is trained."""
+        if self.target is None or not self.dir.adapter.is_dir():
+            return None
+        return self.models.trained(self.dir.adapter)
 
     # -- events ---------------------------------------------------------------
 

@@ -16,8 +16,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import UsageError
-from .kinds import KINDS
+from tuneshift._errors import UsageError
+from tuneshift.kinds import KINDS
 
 SECRET_KEY = re.compile(r"(^|_)(api_?key|key|token|secret|password|authorization|auth)$", re.IGNORECASE)
 """Keys whose values are secrets: api_key, hf_token, password, ... (not max_new_tokens)."""

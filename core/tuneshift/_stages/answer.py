@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from ..kinds import Candidate
-
-if TYPE_CHECKING:
-    from ..runner import Run
+from tuneshift._stages.base import RunState
+from tuneshift.kinds import Candidate
 
 
-def run(run: "Run", round_: int, fresh: list[Candidate]) -> list[Candidate]:
+def run(run: RunState, round_: int, fresh: list[Candidate]) -> list[Candidate]:
     todo = [c for c in fresh if c.fate == "pending"]
     answers = run.generate(run.teacher, [c.prompt for c in todo], run.greedy, stage="answer")
     for cand, ans in zip(todo, answers, strict=True):

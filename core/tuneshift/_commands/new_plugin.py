@@ -11,9 +11,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import UsageError
+import click
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "plugin_template"
+from tuneshift._errors import UsageError
+
+TEMPLATE = Path(__file__).resolve().parents[3] / "plugin_template"
 TEMPLATE_KINDS = ("expander", "scorer")
 MARK = re.compile(r"#\s*\[kind: (\w+)\]")
 END = re.compile(r"^\s*#\s*\[end kind\]\s*$")
@@ -72,3 +74,13 @@ def render(name: str, kind: str, out_parent: Path) -> Path:
     staging.rename(target)
     staging.parent.rmdir()
     return target
+
+
+@click.command("new-plugin")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["expander", "scorer", "all"]), default="all", show_default=True)
+@click.option("--out", "out_parent", type=click.Path(path_type=Path), default=Path("."), show_default=True)
+def command(name: str, kind: str, out_parent: Path) -> None:
+    """Create a new plugin distribution from plugin_template/, with NAME filled in."""
+    target = render(name, kind, out_parent)
+    click.echo(f"created {target}; next: pip install -e {target} && tuneshift plugins")

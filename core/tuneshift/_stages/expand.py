@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from ..kinds import Candidate, ExpansionState, Proposal
-
-if TYPE_CHECKING:
-    from ..runner import Run
+from tuneshift._stages.base import RunState
+from tuneshift.kinds import Candidate, ExpansionState, Proposal
 
 
-def run(run: "Run", round_: int, _: list[Candidate] | None) -> list[Candidate]:
+def run(run: RunState, round_: int, _: list[Candidate] | None) -> list[Candidate]:
     if round_ == 0:
         proposals = [Proposal(prompt=s, origin="seed") for s in run.seeds]
     else:

@@ -10,18 +10,20 @@ import difflib
 import functools
 import importlib
 import os
+import warnings
 from dataclasses import dataclass
 from importlib.metadata import entry_points, packages_distributions, version
 from typing import Any, Mapping
 
 import pluggy
 
-from . import PLUGIN_API_VERSION, hookspecs
-from .errors import UsageError
-from .kinds import KIND_CLASSES, KINDS, Implementation
+from tuneshift import PLUGIN_API_VERSION, _commands, hookspecs
+from tuneshift._errors import UsageError
+from tuneshift.kinds import KIND_CLASSES, KINDS, Implementation
 
 GROUP = "tuneshift"
 MAIN_DISTRIBUTION = "tuneshift"
+CORE_COMMANDS = "tuneshift-commands"
 
 
 @dataclass
@@ -62,6 +64,30 @@ def _distribution_of(module_name: str) -> tuple[str, str]:
     return names[0], version(names[0])
 
 
+class Observers:
+    """The observer hooks (`on_run_start`, `on_progress`, ...), called like `pm.hook`, but each plugin's
+    call guarded like its registration: one that raises is reported once, as a warning, and hears no
+    more events of this command; the run goes on."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self._pm, self.failed = pm, set()
+
+    def __getattr__(self, name: str) -> Any:
+        hook = getattr(self._pm.hook, name)
+
+        def call(**kwargs: Any) -> None:
+            for impl in reversed(hook.get_hookimpls()):  # pluggy's order: the last registered first
+                if impl.plugin_name in self.failed:
+                    continue
+                try:
+                    impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+                except Exception as exc:
+                    self.failed.add(impl.plugin_name)
+                    warnings.warn(f"plugin {impl.plugin_name}: {name} failed ({_one_line(exc)}); it hears no more "
+                                  "events of this command", stacklevel=2)
+        return call
+
+
 class Registry:
     """The plugin manager plus every implementation it found, by name."""
 
@@ -70,6 +96,8 @@ class Registry:
         self.pm.add_hookspecs(hookspecs)
         self.blocked = set(blocked)
         self.entries: list[Entry] = []
+        self.observers = Observers(self.pm)
+        self.pm.register(_commands, name=CORE_COMMANDS)  # run, score, train, ...: commands like any plugin's
         self._load()
         self.pm.check_pending()
         self._collect()

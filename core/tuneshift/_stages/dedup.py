@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from ..kinds import Candidate
-
-if TYPE_CHECKING:
-    from ..runner import Run
+from tuneshift._stages.base import RunState
+from tuneshift.kinds import Candidate
 
 
-def run(run: "Run", round_: int, fresh: list[Candidate]) -> list[Candidate]:
+def run(run: RunState, round_: int, fresh: list[Candidate]) -> list[Candidate]:
     earlier = [c.prompt for c in run.candidates if c.fate != "duplicate"]
     found = run.impl["deduper"].find_duplicates([c.prompt for c in fresh], earlier)
     for cand, dup in zip(fresh, found, strict=True):

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
-from ..kinds import Candidate
-
-if TYPE_CHECKING:
-    from ..runner import Run
+from tuneshift._stages.base import RunState
+from tuneshift.kinds import Candidate
 
 
-def run(run: "Run", round_: int, fresh: list[Candidate]) -> list[Candidate]:
+def run(run: RunState, round_: int, fresh: list[Candidate]) -> list[Candidate]:
     todo = [c for c in fresh if c.fate == "pending"]
     scores = run.score_pairs(run.teacher, [(c.prompt, c.response) for c in todo], stage="score")
     for cand, sc in zip(todo, scores, strict=True):

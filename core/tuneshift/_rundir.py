@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .errors import RunError, UsageError
+from tuneshift._errors import RunError, UsageError
 
 
 def _umask() -> int:
@@ -150,7 +150,7 @@ def owner(path: Path) -> str | None:
 
 
 def mark(path: Path, kind: str, **extra: Any) -> None:
-    from . import __version__
+    from tuneshift import __version__
 
     write_json(path / MARKER, {"kind": kind, "tuneshift": __version__, **extra})
 

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .. import agreement as agree
-from ..cache import fingerprint
-from ..kinds import Candidate, ExpansionState, ModelSpec, Score
-from ..rundir import read_json, write_json
-from .score import ppl_ratio
-from .train import trained_target
-
-if TYPE_CHECKING:
-    from ..runner import Run
+from tuneshift import _agreement as agree
+from tuneshift._cache import fingerprint
+from tuneshift._rundir import atomic_write_text, read_json, write_json, write_jsonl
+from tuneshift._stages.base import RunState
+from tuneshift._stages.score import ppl_ratio
+from tuneshift.kinds import Candidate, ExpansionState, ModelSpec, Score
 
 VERIFY_ROUND = 1_000_000
 """The expander's round number for the held-out draw: never a training round, so never trained on."""
@@ -32,24 +29,17 @@ PROPOSAL_FACTOR = 4
 expander's first proposals are its favourite few question forms, a random draw is its distribution."""
 
 
-def run(run: "Run") -> dict[str, Any] | None:
+def run(run: RunState) -> dict[str, Any] | None:
     """The pipeline's stage: verify the run's own adapter, when [verify] is on and an adapter was trained."""
-    model = trained_target(run)
+    model = run.trained_target()
     if not run.cfg.verify.enabled or model is None:
         return None
     section, rows = verify(run, model)
-    from ..verify_report import write_outputs
-
     write_outputs(run.dir.path, section, rows)
     return section
 
 
-def untrained_target(run: "Run") -> ModelSpec:
-    t = run.cfg.target
-    return ModelSpec(base=t.model, trust_remote_code=t.trust_remote_code)
-
-
-def held_out(run: "Run") -> dict[str, Any]:
+def held_out(run: RunState) -> dict[str, Any]:
     """The held-out prompts, drawn once per (run's prompts, size, seed, expander, deduper) and kept in state/."""
     cfg = run.cfg.verify
     known = [c.prompt for c in run.candidates] + run.seeds
@@ -72,7 +62,7 @@ def held_out(run: "Run") -> dict[str, Any]:
     return saved
 
 
-def verify(run: "Run", model: ModelSpec) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def verify(run: RunState, model: ModelSpec) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Compare `model` (the target with some adapter) with the teacher and the untrained target on the
     held-out prompts; returns report.json's section and one row per prompt."""
     drawn = held_out(run)
@@ -92,13 +82,13 @@ def verify(run: "Run", model: ModelSpec) -> tuple[dict[str, Any], list[dict[str,
     return section, rows
 
 
-def measure(run: "Run", model: ModelSpec, answered: list[tuple[str, str]]) -> list[dict[str, Any]]:
+def measure(run: RunState, model: ModelSpec, answered: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """One row per (prompt, teacher answer): the answers, their agreement and their per-character NLLs."""
     if not answered:
         return []
     prompts = [p for p, _ in answered]
     after = [a.text for a in run.generate(model, prompts, run.greedy, stage="verify")]
-    before = [a.text for a in run.generate(untrained_target(run), prompts, run.greedy, stage="verify")]
+    before = [a.text for a in run.generate(run.target, prompts, run.greedy, stage="verify")]
     by_teacher = run.score_pairs(run.teacher, answered, stage="verify")
     by_target = run.score_pairs(model, answered, stage="verify")  # nll_base: the target without the adapter
     knowledge = knowledge_flags(run, answered, by_teacher)
@@ -125,7 +115,7 @@ def per_char(score: Score, response: str, nll: float) -> float:
     return nll * score.n_tokens / max(1, len(response))
 
 
-def knowledge_flags(run: "Run", answered: list[tuple[str, str]], scores: list[Score]) -> list[bool]:
+def knowledge_flags(run: RunState, answered: list[tuple[str, str]], scores: list[Score]) -> list[bool]:
     """Which held-out answers the run's selector would have kept: the knowledge the teacher has and its base lacks."""
     cands = [Candidate(id=-1 - i, round=VERIFY_ROUND, prompt=p, origin="verify", response=r,
                        nll_finetuned=s.nll_finetuned, nll_base=s.nll_base, ppl_ratio=ppl_ratio(s.nll_base, s.nll_finetuned),
@@ -135,7 +125,7 @@ def knowledge_flags(run: "Run", answered: list[tuple[str, str]], scores: list[Sc
     return [d.keep for d in decisions]
 
 
-def add_similarity(run: "Run", rows: list[dict[str, Any]]) -> None:
+def add_similarity(run: RunState, rows: list[dict[str, Any]]) -> None:
     """Cosine similarity of the targets' answers to the teacher's, when the deduper has embeddings."""
     texts = [r[k] or "" for r in rows for k in ("teacher", "after", "before")] + [r["prompt"] for r in rows]
     vectors = run.impl["deduper"].embed(texts)
@@ -148,7 +138,7 @@ def add_similarity(run: "Run", rows: list[dict[str, Any]]) -> None:
         row["_prompt_vector"] = vectors[3 * len(rows) + i]
 
 
-def regions(run: "Run", rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def regions(run: RunState, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Group the prompts into regions of knowledge (clusters of their embeddings, else their most frequent
     entities), each labelled by its most frequent entities, with the measures of its prompts."""
     if not rows:
@@ -187,3 +177,78 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out["gap_closed"] = 1 - out["gap_after"] / out["gap_before"] if out["gap_before"] > 0 else None
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()
             if v is not None or k in ("agreement", "n")}
+
+
+# --- where users read it: verification.jsonl (per prompt), verification.md and a plot ---
+
+COLUMNS = (("n", "prompts"), ("agreement", "agreement"), ("agreement_before", "untrained"),
+           ("exact", "exact"), ("similarity", "similarity"), ("gap_after", "NLL gap"),
+           ("gap_closed", "gap closed"), ("beats_untrained", "beats untrained"))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def table(section: dict[str, Any]) -> list[str]:
+    """Markdown table: all held-out prompts, the knowledge subset, then each region."""
+    columns = [(k, title) for k, title in COLUMNS if k != "similarity" or section.get("embeddings")]
+    lines = ["| region | " + " | ".join(t for _, t in columns) + " |", "| --- |" + " --- |" * len(columns)]
+    groups = [("**all held-out prompts**", section["overall"]), ("**knowledge** (the selector would keep)",
+                                                                  section["knowledge"])]
+    groups += [(r["label"], r) for r in section["regions"]]
+    for name, metrics in groups:
+        lines.append(f"| {name} | " + " | ".join(_cell(metrics.get(k)) for k, _ in columns) + " |")
+    return lines
+
+
+def markdown(section: dict[str, Any], plot_name: str | None) -> str:
+    held = section["held_out"]
+    lines = ["# Data-free verification", "",
+             f"Target {section['model']['base']} with adapter {section['model']['adapter']}, on "
+             f"{held['answered']} held-out prompts the run's expander proposed and never trained on "
+             f"({held['proposed']} proposed, {held['duplicates']} dropped as duplicates of the run's prompts).",
+             "", "agreement: share of the teacher answer's content words in the target's answer (untrained: the "
+             "target before training); exact: normalised equality; NLL gap: nats per character of the teacher's "
+             "answer under the target minus under the teacher; gap closed: share of the untrained target's gap "
+             "that training closed; beats untrained: share of prompts where training lowered that NLL.", ""]
+    lines += table(section)
+    if plot_name:
+        lines += ["", f"![{plot_name}]({plot_name})"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(path: Path, section: dict[str, Any]) -> bool:
+    """Agreement per region, before and after training, beside the teacher's own (1.0)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    groups = [("all", section["overall"])] + [(r["label"][:28], r) for r in section["regions"]]
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(groups)), 4))
+    xs = range(len(groups))
+    ax.bar([x - 0.2 for x in xs], [g.get("agreement_before") or 0 for _, g in groups], 0.4, label="untrained",
+           color="#999")
+    ax.bar([x + 0.2 for x in xs], [g.get("agreement") or 0 for _, g in groups], 0.4, label="trained", color="#27c")
+    ax.set_xticks(list(xs), [f"{name}\n(n={g['n']})" for name, g in groups], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("agreement with the teacher")
+    ax.set_title("Data-free verification: what moved, per region of knowledge")
+    ax.legend()
+    fig.tight_layout()
+    partial = path.with_name(f".{path.name}.partial.png")  # atomic, like every file of a run
+    fig.savefig(partial, dpi=110)
+    plt.close(fig)
+    partial.replace(path)
+    return True
+
+
+def write_outputs(out: Path, section: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    write_jsonl(out / "verification.jsonl", rows)
+    drawn = plot(out / "verification.png", section) if section["overall"]["n"] else False
+    atomic_write_text(out / "verification.md", markdown(section, "verification.png" if drawn else None))

@@ -1,0 +1,81 @@
+"""One place that says which models a run uses and builds the Context every implementation gets.
+
+run, score, train, verify, serve and the demo all build their models and
+contexts here, so the teacher is always the same (base, adapter or fine-tune)
+and every Context service is present: in a run they go through the run's
+fingerprint cache; in a command without a run directory they call the chosen
+implementation directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from tuneshift.kinds import Answer, Context, Implementation, ModelSpec, Sampling, Score
+
+
+@dataclass(frozen=True)
+class Models:
+    """The run's teacher (fine-tuned: base + adapter, or a full fine-tune) and its target before training."""
+
+    teacher: ModelSpec
+    target: ModelSpec | None
+
+    @classmethod
+    def of(cls, cfg: Any) -> "Models":
+        """From a validated config (its [teacher] and [target] sections)."""
+        t = cfg.teacher
+        teacher = ModelSpec(base=t.base, adapter=t.adapter, finetuned=t.finetuned,
+                            trust_remote_code=t.trust_remote_code)
+        target = (ModelSpec(base=cfg.target.model, trust_remote_code=cfg.target.trust_remote_code)
+                  if cfg.target is not None else None)
+        return cls(teacher, target)
+
+    def trained(self, adapter: str | Path) -> ModelSpec:
+        """The target with a trained adapter."""
+        assert self.target is not None, "a run without [target] has no trained target"
+        return ModelSpec(base=self.target.base, adapter=str(adapter), trust_remote_code=self.target.trust_remote_code)
+
+    def paths(self) -> dict[str, str | None]:
+        """Every model file or folder by its config key: what the run must never overwrite."""
+        return {"teacher.base": self.teacher.base, "teacher.adapter": self.teacher.adapter,
+                "teacher.finetuned": self.teacher.finetuned, "target.model": self.target and self.target.base}
+
+
+def build_context(state: Any, models: Models, seed: int, work_dir: str | Path, *,
+                  progress: Callable[[int], None] | None = None,
+                  generate: Callable[[ModelSpec, list[str], Sampling], list[Answer]] | None = None,
+                  score: Callable[[ModelSpec, list[tuple[str, str]]], list[Score]] | None = None,
+                  cached: Callable[..., list[Any]] | None = None) -> Context:
+    """A Context with every service: the given ones (a run's, cached), else direct calls of the
+    implementations `state` (the CLI's registry and --plugin choices) picks, made on first use."""
+    made: dict[str, Implementation] = {}
+    context: Context
+
+    def chosen(kind: str) -> Any:
+        if kind not in made:
+            made[kind] = state.build(kind, context)
+        return made[kind]
+
+    def make(kind: str, name: str, **options: Any) -> Implementation:
+        cls = state.named(kind, name)
+        return cls(cls.Options(**options), context)
+
+    context = Context(
+        teacher=models.teacher, target=models.target, seed=seed, work_dir=str(work_dir),
+        progress=progress or (lambda advance: None),
+        generate=generate or (lambda model, prompts, sampling: chosen("answerer").answer(model, prompts, sampling)),
+        score=score or (lambda model, pairs: chosen("scorer").score(model, pairs)),
+        cached=cached or (lambda namespace, inputs, compute, batch_size=8: uncached(inputs, compute, batch_size)),
+        make=make)
+    return context
+
+
+def uncached(inputs: list[Any], compute: Callable[[list[Any]], list[Any]], batch_size: int) -> list[Any]:
+    """`cached` without a run directory: compute every batch."""
+    out: list[Any] = []
+    for start in range(0, len(inputs), batch_size):
+        out.extend(compute(inputs[start:start + batch_size]))
+    return out
