@@ -17,7 +17,6 @@ from pydantic import Field
 
 from tuneshift.api import Deduper, Duplicate, Options, text_hash
 
-from .search import build_index, first_of_group, pairs_above
 
 
 def default_model() -> str:
@@ -113,6 +112,8 @@ class StFaissDedup(Deduper):
             return
         self._indexed.extend(new)
         vectors = self._embed(self._indexed)
+        from .search import build_index  # numpy and faiss load when a run dedups, not when plugins are listed
+
         self._index = build_index(vectors, self.options.exact_limit)
 
     def find_duplicates(self, prompts: list[str], earlier: list[str]) -> list[Duplicate | None]:
@@ -131,6 +132,8 @@ class StFaissDedup(Deduper):
             else:
                 hashes[h] = text
         t = self.options.threshold
+        from .search import build_index, first_of_group, pairs_above
+
         batch = build_index(vectors, self.options.exact_limit)
         verdicts = first_of_group(pairs_above(batch, vectors, t), pairs_above(self._index, vectors, t), exact)
         kept_so_far: list[str] = []
