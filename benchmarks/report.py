@@ -12,11 +12,33 @@ from argparse import Namespace
 from typing import Any
 
 TARGETS = {"scorer_speedup": 5.0, "fraction_of_matmul_peak": 0.5, "rss_vs_one_copy": 1.3,
-           "max_abs_nll_diff": 1e-4, "cached_vs_first_load": 1 / 3}
+           "max_abs_nll_diff": 1e-4, "cached_vs_first_load": 1 / 3,
+           "bf16_speedup": 4.0, "bf16_fraction_of_peak": 0.8, "bf16_spearman": 0.999}
 
 
 def _rate(x: float, seconds: float) -> float:
     return round(x / seconds, 1) if seconds else float("nan")
+
+
+def _spearman(x: list[float], y: list[float]) -> float:
+    from scipy.stats import spearmanr
+
+    return round(float(spearmanr(x, y).statistic), 6)
+
+
+def bfloat16(r: dict[str, Any], flops: float, tokens: int, peak: float) -> dict[str, Any]:
+    """The bfloat16 scorer against the naive float32 loop (speed) and the float32 scorer (agreement)."""
+    bf, ts, nv = r["tuneshift-bf16"], r["tuneshift"], r["naive"]
+    gap = lambda s: [b - f for b, f in zip(s["nll_base"], s["nll_finetuned"])]  # noqa: E731  the selection score
+    diff = max(max(abs(a - b) for a, b in zip(bf[k], ts[k])) for k in ("nll_finetuned", "nll_base"))
+    return {"seconds": bf["seconds"], "tokens_per_s": _rate(tokens, bf["seconds"]),
+            "gflops": round(flops / bf["seconds"] / 1e9, 1), "fraction_of_bf16_peak": round(flops / bf["seconds"] / peak, 3),
+            "speedup_vs_naive_float32": round(nv["seconds"] / bf["seconds"], 2),
+            "speedup_vs_tuneshift_float32": round(ts["seconds"] / bf["seconds"], 2), "peak_rss_mb": bf["rss_mb"],
+            "max_abs_nll_diff_vs_float32": round(diff, 6),
+            "spearman_vs_float32": {"gap": _spearman(gap(bf), gap(ts)),
+                                    "nll_finetuned": _spearman(bf["nll_finetuned"], ts["nll_finetuned"]),
+                                    "nll_base": _spearman(bf["nll_base"], ts["nll_base"])}}
 
 
 def summarise(r: dict[str, Any], common: dict[str, Any], ns: Namespace) -> dict[str, Any]:
@@ -33,13 +55,14 @@ def summarise(r: dict[str, Any], common: dict[str, Any], ns: Namespace) -> dict[
     frac = flops_ts / ts["seconds"] / peak
     rss_ratio = ts["rss_mb"] / one["rss_mb"]
     load_ratio = r["load-cached"]["seconds"] / r["load-first"]["seconds"]
+    bf16 = bfloat16(r, flops_ts, tokens, r["matmul-bf16"]["gflops"] * 1e9)
     return {
         "setup": {"model": "SmolLM2-135M-Instruct Q4_1 GGUF via the safetensors cache, float32, CPU",
                   "adapter": "LoRA r=16 alpha=32 all-linear, B ~ N(0, 0.02)", "pairs": len(common["pairs"]),
                   "prompt_tokens": ts["prompt_tokens"], "response_tokens": ts["response_tokens"],
                   "threads": one["threads"], "quick": ns.quick, "loadavg_before": r["loadavg_before"],
                   "loadavg_after": r["loadavg_after"], "scorer_options": ts["options"]},
-        "matmul_peak_gflops": mm["gflops"],
+        "matmul_peak_gflops": mm["gflops"], "matmul_peak_gflops_bf16": r["matmul-bf16"]["gflops"],
         "scoring": {
             "tuneshift": {"seconds": ts["seconds"], "tokens_per_s": _rate(tokens, ts["seconds"]),
                           "pairs_per_s": _rate(len(common["pairs"]), ts["seconds"]),
@@ -52,6 +75,7 @@ def summarise(r: dict[str, Any], common: dict[str, Any], ns: Namespace) -> dict[
                       "fraction_of_peak": round(flops_nv / nv["seconds"] / peak, 3), "peak_rss_mb": nv["rss_mb"]},
             "speedup": round(speedup, 2), "one_copy_rss_mb": one["rss_mb"], "rss_vs_one_copy": round(rss_ratio, 3),
             "naive_rss_vs_one_copy": round(nv["rss_mb"] / one["rss_mb"], 3), "max_abs_nll_diff": diff,
+            "bfloat16": bf16,
         },
         "generation": {
             "prompts": len(common["prompts"]), "max_new_tokens": common["max_new_tokens"],
@@ -69,5 +93,8 @@ def summarise(r: dict[str, Any], common: dict[str, Any], ns: Namespace) -> dict[
                     "ge_50pct_of_matmul_peak": frac >= TARGETS["fraction_of_matmul_peak"],
                     "rss_le_1_3x_one_copy": rss_ratio <= TARGETS["rss_vs_one_copy"],
                     "agreement_lt_1e-4": diff < TARGETS["max_abs_nll_diff"],
-                    "cached_load_lt_third_of_first": load_ratio < TARGETS["cached_vs_first_load"]},
+                    "cached_load_lt_third_of_first": load_ratio < TARGETS["cached_vs_first_load"],
+                    "bf16_ge_4x_naive_float32": bf16["speedup_vs_naive_float32"] >= TARGETS["bf16_speedup"],
+                    "bf16_ge_80pct_of_bf16_peak": bf16["fraction_of_bf16_peak"] >= TARGETS["bf16_fraction_of_peak"],
+                    "bf16_spearman_ge_0_999": bf16["spearman_vs_float32"]["gap"] >= TARGETS["bf16_spearman"]},
     }

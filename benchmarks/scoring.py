@@ -7,10 +7,11 @@ subprocess, so its peak RSS (ru_maxrss) is its own; the parent only plans,
 compares and reports. Variants:
   load-first / load-cached  the GGUF through loading.load with an empty cache, then again from the cache
   one-copy                  the base alone, loaded from the cache, one short forward (RSS baseline)
-  tuneshift / naive         HFScorer (one weights copy, mixed batch) / one pair at a time, full logits,
-                            a plain base and a second copy with the LoRA merged in
-  gen-tuneshift / gen-naive HFAnswerer batched / `generate` one prompt at a time (same model)
-  matmul                    float32 torch.mm 2048x2048 peak at the same thread count
+  tuneshift / naive         HFScorer in float32 (one weights copy, mixed batch) / one pair at a time, full
+                            logits, a plain base and a second copy with the LoRA merged in (float32)
+  tuneshift-bf16            HFScorer with precision = bfloat16 (same pairs, same adapter)
+  gen-tuneshift / gen-naive HFAnswerer batched / `generate` one prompt at a time (same model, float32)
+  matmul / matmul-bf16      torch.mm 2048x2048 peak at the same thread count, float32 / bfloat16
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def v_load(a: dict) -> dict:
     cached = loading.gguf_cache_dir(a["gguf"])
     was_cached = (cached / loading.SOURCE_FILE).is_file()
     started = time.perf_counter()
-    loading.load(ModelSpec(base=a["gguf"]))
+    loading.load(ModelSpec(base=a["gguf"]), "float32")
     return {"seconds": round(time.perf_counter() - started, 3), "from_cache": was_cached, "rss_mb": rss_mb()}
 
 
@@ -66,7 +67,7 @@ def v_make_adapter(a: dict) -> dict:
     from tuneshift_hf import loading
 
     torch.manual_seed(0)
-    model = get_peft_model(loading.load_causal_lm(a["gguf"]), LoraConfig(
+    model = get_peft_model(loading.load_causal_lm(a["gguf"], precision="float32"), LoraConfig(
         r=16, lora_alpha=32, target_modules="all-linear", bias="none", task_type="CAUSAL_LM"))
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -82,7 +83,7 @@ def v_one_copy(a: dict) -> dict:
     from tuneshift.kinds import ModelSpec
     from tuneshift_hf import loading
 
-    model = loading.load(ModelSpec(base=a["gguf"])).model
+    model = loading.load(ModelSpec(base=a["gguf"]), "float32").model
     with torch.inference_mode():
         model(input_ids=torch.tensor([[1] * 8]))  # pages every weight in
     embedding = {id(model.get_input_embeddings().weight), id(model.get_output_embeddings().weight)}
@@ -102,7 +103,7 @@ def v_tuneshift(a: dict) -> dict:
 
     spec = ModelSpec(base=a["gguf"], adapter=a["adapter"])
     pairs = [tuple(p) for p in a["pairs"]]
-    options = HFScorerOptions(**a.get("options", {}))
+    options = HFScorerOptions(**{"precision": "float32", **a.get("options", {})})
     scorer = HFScorer(options, Context(teacher=spec, target=None, seed=0, work_dir=a["work"]))
     scorer.score(spec, pairs[:4])  # load and warm up
     started = time.perf_counter()
@@ -161,9 +162,9 @@ def v_generate(a: dict) -> dict:
 
     spec = ModelSpec(base=a["gguf"], adapter=a["adapter"])
     sampling = Sampling(max_new_tokens=a["max_new_tokens"])
-    loaded = loading.load(spec)
+    loaded = loading.load(spec, "float32")
     tok = loaded.tokenizer
-    answerer = HFAnswerer(HFAnswererOptions(), Context(teacher=spec, target=None, seed=0, work_dir=a["work"]))
+    answerer = HFAnswerer(HFAnswererOptions(precision="float32"), Context(teacher=spec, target=None, seed=0, work_dir=a["work"]))
     answerer.answer(spec, a["prompts"][:2], sampling)  # warm up
     started = time.perf_counter()
     if a["variant"] == "gen-tuneshift":
@@ -185,7 +186,8 @@ def v_generate(a: dict) -> dict:
 def v_matmul(a: dict) -> dict:
     import torch
 
-    x, y = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    dtype = torch.bfloat16 if a["variant"] == "matmul-bf16" else torch.float32
+    x, y = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
     torch.mm(x, y)
     best = float("inf")
     for _ in range(3):
@@ -196,9 +198,13 @@ def v_matmul(a: dict) -> dict:
     return {"gflops": round(2 * 2048**3 * 10 / best / 1e9, 1), "threads": torch.get_num_threads()}
 
 
+def v_tuneshift_bf16(a: dict) -> dict:
+    return v_tuneshift({**a, "options": {**a.get("options", {}), "precision": "bfloat16"}})
+
+
 VARIANTS = {"load-first": v_load, "load-cached": v_load, "make-adapter": v_make_adapter, "one-copy": v_one_copy,
-            "tuneshift": v_tuneshift, "naive": v_naive, "gen-tuneshift": v_generate, "gen-naive": v_generate,
-            "matmul": v_matmul}
+            "tuneshift": v_tuneshift, "tuneshift-bf16": v_tuneshift_bf16, "naive": v_naive,
+            "gen-tuneshift": v_generate, "gen-naive": v_generate, "matmul": v_matmul, "matmul-bf16": v_matmul}
 
 
 # --- the parent --------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ TINY = ROOT / "examples" / "tiny"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TUNESHIFT_PRECISION", "float32")  # `auto` means the same on every CPU; tests of bfloat16 ask for it
 
 
 # plugin modules that must not take the CLI down: one fails to import, one speaks another plugin API

@@ -63,6 +63,8 @@ def test_run_json_records_provenance(finished_run):
     assert run["plugins"]["selector"] == {"name": "ppl-ratio", "distribution": "tuneshift", "version": run["tuneshift"]}
     assert run["versions"]["torch"] and run["versions"]["transformers"] and run["versions"]["peft"]
     assert run["seeds"] == {"run.seed": 0}
+    # what `precision = "auto"` meant here (tests pin it with $TUNESHIFT_PRECISION)
+    assert {run["identities"][k]["precision"] for k in ("answerer", "scorer", "trainer")} == {"float32"}
     assert run["config"]["run"]["max_new_tokens"] == 24  # not mistaken for a secret
     assert any(k.endswith("/answer") for k in run["timings"]) and "train" in run["timings"]
     assert [r["round"] for r in run["rounds"]] == [0, 1, 2]

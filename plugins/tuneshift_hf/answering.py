@@ -16,13 +16,14 @@ from typing import Any
 
 from pydantic import Field
 
-from tuneshift.api import Answer, Answerer, ModelSpec, Options, Sampling
+from tuneshift.api import Answer, Answerer, ModelSpec, Sampling
 
 from .batching import plan_batches
 from .formatting import end_of_turn, prompt_text
+from .precision import PrecisionOptions, identity_with_precision
 
 
-class HFAnswererOptions(Options):
+class HFAnswererOptions(PrecisionOptions):
     batch_size: int = Field(32, ge=1, description="most prompts generated together")
     max_batch_tokens: int = Field(4096, ge=16, description="most (prompt + new) tokens in one batch, all rows")
 
@@ -51,16 +52,20 @@ class HFAnswerer(Answerer):
     def check(self) -> None:
         from .checks import check_spec
 
+        self.options.resolved()  # a bad $TUNESHIFT_PRECISION is refused now
         check_spec(self.context.teacher, warn_no_template=True, role="teacher")  # its answers are the dataset
         if self.context.target is not None:
             check_spec(self.context.target, role="target")
+
+    def identity(self) -> dict[str, Any]:
+        return identity_with_precision(super().identity(), self.options)
 
     def answer(self, model: ModelSpec, prompts: list[str], sampling: Sampling) -> list[Answer]:
         import torch
 
         from .loading import load
 
-        loaded = load(model)
+        loaded = load(model, self.options.precision)
         tok = loaded.tokenizer
         limit = context_limit(loaded.model)
         has_template = bool(getattr(tok, "chat_template", None))

@@ -22,17 +22,18 @@ from typing import Any
 
 from pydantic import Field
 
-from tuneshift.api import ModelSpec, Options, Score, Scorer
+from tuneshift.api import ModelSpec, Score, Scorer
 
 from .batching import plan_batches
 from .formatting import encode_pair, response_spans
+from .precision import PrecisionOptions, identity_with_precision
 
 Encoded = tuple[list[int], list[int]]
 HEAD_ELEMENTS = 1 << 24
 """Logits per LM-head call (64 MiB in float32): a 49k vocabulary takes 341 tokens at a time, 262k 64."""
 
 
-class HFScorerOptions(Options):
+class HFScorerOptions(PrecisionOptions):
     batch_size: int = Field(32, ge=1, description="most pairs in one forward pass")
     max_batch_tokens: int = Field(2048, ge=16, description="most padded tokens in one forward pass, all rows")
     mixed_batch: bool = Field(True, description="base and adapter rows in one pass (else disable_adapter passes)")
@@ -161,12 +162,13 @@ class HFScorer(Scorer):
     """Bumped when Score.extra gains fields, so cached scores from an older release are not reused."""
 
     def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "output": self.OUTPUT_VERSION}
+        return identity_with_precision({**super().identity(), "output": self.OUTPUT_VERSION}, self.options)
   # learnt on the first adapter batch: does peft mix this adapter?
 
     def check(self) -> None:
         from .checks import check_spec
 
+        self.options.resolved()  # a bad $TUNESHIFT_PRECISION is refused now
         check_spec(self.context.teacher)
 
     def check_pairs(self, model: ModelSpec, pairs: list[tuple[str, str]]) -> tuple[int, str] | None:
@@ -174,7 +176,7 @@ class HFScorer(Scorer):
         (or with an empty response), and the reason; None when every pair can be scored."""
         from .loading import base_of, load
 
-        finetuned, base = load(model), base_of(model)
+        finetuned, base = load(model, self.options.precision), base_of(model, self.options.precision)
         if base is finetuned or same_vocabulary(finetuned.tokenizer, base.tokenizer):  # one encoding for both
             limits = [c for c in (context_of(finetuned), context_of(base)) if c is not None]
             return refuse_long(finetuned.tokenizer, pairs, min(limits, default=None))
@@ -187,7 +189,7 @@ class HFScorer(Scorer):
         from .loading import base_of, load
 
         with torch.inference_mode():
-            return self._score(pairs, load(model), base_of(model))
+            return self._score(pairs, load(model, self.options.precision), base_of(model, self.options.precision))
 
     def _score(self, pairs: list[tuple[str, str]], finetuned: Any, base: Any) -> list[Score]:
         encoded = [encode_pair(finetuned.tokenizer, p, r) for p, r in pairs]

@@ -30,14 +30,15 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from tuneshift.api import ModelSpec, Options, RunError, Trainer, fingerprint
+from tuneshift.api import ModelSpec, RunError, Trainer, fingerprint
 
 from .formatting import encode_pair, span_weights
 from .parallel import DataParallel
+from .precision import PrecisionOptions, identity_with_precision
 from .scoring import response_logprobs
 
 
-class LoRAOptions(Options):
+class LoRAOptions(PrecisionOptions):
     rank: int = Field(16, ge=1)
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.05, ge=0, lt=1)
@@ -78,6 +79,12 @@ class LoRATrainer(Trainer):
     description = "peft LoRA supervised fine-tuning, loss on response tokens, resumable per epoch"
     Options = LoRAOptions
 
+    def identity(self) -> dict[str, Any]:
+        return identity_with_precision(super().identity(), self.options)
+
+    def check(self) -> None:
+        self.options.resolved()  # a bad $TUNESHIFT_PRECISION is refused now
+
     def _finite(self, what: str, value: float, where: str) -> None:
         """A loss, gradient or weight that is NaN or inf ends the training (nothing diverged is saved)."""
         if not math.isfinite(value):
@@ -94,7 +101,7 @@ class LoRATrainer(Trainer):
         parallel = DataParallel()  # first: it picks this process's device before the model loads
         torch.manual_seed(o.seed)
         tok = load_tokenizer(model.base, model.trust_remote_code)
-        base = load_causal_lm(model.base, model.trust_remote_code)
+        base = load_causal_lm(model.base, model.trust_remote_code, o.precision)
         lora = LoraConfig(r=o.rank, lora_alpha=o.alpha, lora_dropout=o.dropout, target_modules=o.target_modules,
                           bias="none", task_type="CAUSAL_LM")
         peft_model = get_peft_model(base, lora, autocast_adapter_dtype=True)  # float32 LoRA on bf16 weights

