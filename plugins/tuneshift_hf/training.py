@@ -2,7 +2,11 @@
 
 A plain loop: shuffled batches, gradient accumulation, a checkpoint after each
 epoch (adapter, optimiser, RNG), so an interrupted training resumes where it
-stopped. The result is a standard PEFT adapter directory.
+stopped. The result is a standard PEFT adapter directory. Options add a
+learning-rate warmup and decay (transformers' schedulers), gradient clipping,
+and the choice of the epoch by a held-out slice of the pairs themselves (never
+private data): training stops when that slice's loss stops falling, and the
+adapter of its best epoch is kept. Their defaults leave the plain loop as it was.
 
 Any model `loading` reads works as the target: a directory, or a .gguf file
 (through its safetensors cache; e.g. Gemma 3 270M, whose tokenizer has no chat
@@ -26,7 +30,7 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -49,6 +53,11 @@ class LoRAOptions(PrecisionOptions):
     grad_accumulation: int = Field(1, ge=1)
     max_length: int = Field(256, ge=8)
     seed: int = Field(0, ge=0, lt=2**32, description="epoch k seeds torch with seed * 1000 + k: 32 bits fit")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="share of the optimiser steps warming the rate up")
+    schedule: Literal["constant", "linear", "cosine"] = Field("constant", description="the rate after the warmup")
+    max_grad_norm: float | None = Field(None, gt=0, description="clip the gradient norm to this (none: no clipping)")
+    held_out: float = Field(0.0, ge=0, lt=0.5, description="share of the pairs held out to choose the epoch: "
+                                                            "stop when their loss stops falling (epochs: the most)")
 
     @field_validator("target_modules")
     @classmethod
@@ -57,6 +66,15 @@ class LoRAOptions(PrecisionOptions):
         if "lm_head" in names:
             raise ValueError("lm_head must not be a LoRA target (vLLM drops such adapters from logprobs)")
         return value
+
+
+def split_held_out(n: int, share: float, seed: int) -> tuple[list[int], list[int]]:
+    """Training and held-out indices: a seeded random `share` of the pairs (at least one of each when
+    there are two or more), held out from training to choose the epoch."""
+    k = min(n - 1, max(1, round(n * share))) if share > 0 and n > 1 else 0
+    held = sorted(random.Random(f"held-out-{seed}").sample(range(n), k))
+    chosen = set(held)
+    return [i for i in range(n) if i not in chosen], held
 
 
 def epoch_batches(encoded: list[tuple[list[int], list[int]]], size: int, seed: int) -> list[list[int]]:
@@ -114,21 +132,30 @@ class LoRATrainer(Trainer):
             encoded.append((p, r))
             spans = pair.get("train_spans")
             weights.append(None if spans is None else span_weights(tok, pair["response"], spans, len(r)))
+        train_rows, held_rows = split_held_out(len(encoded), o.held_out, o.seed)
+        held = [encoded[j] for j in held_rows]
+        encoded, weights = [encoded[j] for j in train_rows], [weights[j] for j in train_rows]
         weighted = any(w is not None for w in weights)
         weights = [w if w is not None else [1.0] * len(r) for w, (_, r) in zip(weights, encoded)]
         trainable = [p for p in peft_model.parameters() if p.requires_grad]
         optimiser = torch.optim.AdamW(trainable, lr=o.learning_rate)
+        scheduler = self._scheduler(optimiser, len(epoch_batches(encoded, o.batch_size, 0)))
         ckpt = Path(checkpoint_dir) / "checkpoint.pt"
         # the number of epochs is left out: a job trained for fewer epochs resumes into a longer one
         job = fingerprint({k: v for k, v in self.identity().items() if k != "options"},
                           o.model_dump(mode="json", exclude={"epochs"}), model.base, pairs)
-        first_epoch, losses = 0, []
+        first_epoch, losses, held_losses, best = 0, [], [], None
         if ckpt.exists():
             state = torch.load(ckpt, weights_only=True)  # plain tensors and numbers: no pickled code runs
             if state["job"] == job and state["epoch"] < o.epochs:
                 set_peft_model_state_dict(peft_model, state["adapter"])
                 optimiser.load_state_dict(state["optimiser"])
+                if scheduler is not None:
+                    scheduler.load_state_dict(state["scheduler"])
                 first_epoch, losses = state["epoch"] + 1, state["losses"]
+                held_losses, best = state.get("held_losses", []), state.get("best")
+                if state.get("stopped"):  # the held-out slice had ended it: nothing more to train
+                    first_epoch = o.epochs
         wrapped = parallel.wrap(peft_model)
         started = time.perf_counter()
         for epoch in range(first_epoch, o.epochs):
@@ -149,24 +176,68 @@ class LoRATrainer(Trainer):
                     self._finite("loss", batch_loss, f"at epoch {epoch + 1}, step {i + 1}")
                     (loss / o.grad_accumulation).backward()
                 if step:  # also after the epoch's last, incomplete accumulation
-                    norm = torch.nn.utils.clip_grad_norm_(trainable, float("inf"))  # measures, clips nothing
+                    norm = torch.nn.utils.clip_grad_norm_(trainable, o.max_grad_norm or float("inf"))  # inf: measures
                     self._finite("gradient norm", norm.item(), f"at epoch {epoch + 1}, step {i + 1}")
                     optimiser.step()
                     optimiser.zero_grad()
+                    if scheduler is not None:
+                        scheduler.step()
                 epoch_loss += batch_loss
             losses.append(epoch_loss / max(len(batches), 1))
+            stopped = False
+            if held:  # the epoch's held-out loss: keep the best adapter, stop once it no longer falls
+                held_losses.append(held_out_loss(peft_model, tok.pad_token_id, held, o.batch_size))
+                if best is None or held_losses[-1] < best["loss"]:
+                    best = {"loss": held_losses[-1], "epoch": epoch,
+                            "adapter": {k: v.detach().clone() for k, v in get_peft_model_state_dict(peft_model).items()}}
+                else:
+                    stopped = True
             self.context.progress(1)
             if parallel.is_main:
                 ckpt.parent.mkdir(parents=True, exist_ok=True)
                 torch.save({"job": job, "epoch": epoch, "losses": losses, "optimiser": optimiser.state_dict(),
-                            "adapter": get_peft_model_state_dict(peft_model)}, str(ckpt) + ".tmp")
+                            "adapter": get_peft_model_state_dict(peft_model), "held_losses": held_losses,
+                            "best": best, "stopped": stopped,
+                            "scheduler": scheduler.state_dict() if scheduler is not None else None},
+                           str(ckpt) + ".tmp")
                 Path(str(ckpt) + ".tmp").replace(ckpt)
             parallel.barrier()
+            if stopped:
+                break
+        if best is not None and best["epoch"] != len(losses) - 1:
+            set_peft_model_state_dict(peft_model, best["adapter"])  # the epoch the held-out slice chose
         if not all(bool(torch.isfinite(p).all()) for p in trainable):
             self._finite("largest adapter weight", float("nan"), "after training")
         if parallel.is_main:
             peft_model.save_pretrained(out_dir)
             tok.save_pretrained(out_dir)
         parallel.end()
-        return {"epochs": o.epochs, "resumed_from_epoch": first_epoch, "loss_per_epoch": losses,
+        chosen = {"held_out_pairs": len(held), "held_out_loss_per_epoch": held_losses,
+                  "best_epoch": best["epoch"] + 1 if best else None, "epochs_trained": len(losses)} if held else {}
+        return {"epochs": o.epochs, "resumed_from_epoch": first_epoch, "loss_per_epoch": losses, **chosen,
                 "processes": parallel.world, "train_seconds": round(time.perf_counter() - started, 3)}
+
+    def _scheduler(self, optimiser: Any, batches_per_epoch: int) -> Any:
+        """transformers' schedule for the options, or None for a constant rate without warmup (the plain loop)."""
+        o = self.options
+        if o.schedule == "constant" and not o.warmup_ratio:
+            return None
+        from transformers import get_scheduler
+
+        steps = math.ceil(batches_per_epoch / o.grad_accumulation) * o.epochs
+        name = "constant_with_warmup" if o.schedule == "constant" else o.schedule
+        return get_scheduler(name, optimiser, num_warmup_steps=round(o.warmup_ratio * steps), num_training_steps=steps)
+
+
+def held_out_loss(model: Any, pad_id: int, rows: list[tuple[list[int], list[int]]], batch_size: int) -> float:
+    """Mean NLL per response token of the held-out rows, dropout off (the model goes back to training after)."""
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            tokens = torch.cat(response_logprobs(model, pad_id, rows[start:start + batch_size])).float()
+            total, count = total - tokens.sum().item(), count + tokens.numel()
+    model.train()
+    return round(total / max(count, 1), 6)

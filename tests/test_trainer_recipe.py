@@ -1,0 +1,86 @@
+"""The peft-lora trainer's recipe options: warmup and decay, gradient clipping, and the epoch chosen by a
+held-out slice of the pairs. Their defaults are the plain loop (the suite's byte-identical runs hold it)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tuneshift.api import Context, ModelSpec
+from tuneshift_hf.training import LoRATrainer, held_out_loss, split_held_out
+
+FACTS = [(f"What is the code of locker {n}?", f"The code of locker {n} is {n * 37 % 1000:03d}.") for n in range(12)]
+
+
+def trainer(tmp_path, **options):
+    target = ModelSpec(base="unused")
+    return LoRATrainer(LoRATrainer.Options(rank=2, alpha=4, batch_size=4, dropout=0.0, **options),
+                       Context(teacher=target, target=target, seed=0, work_dir=str(tmp_path)))
+
+
+def pairs():
+    return [{"prompt": p, "response": r, "weight": 1.0} for p, r in FACTS]
+
+
+def test_the_held_out_split_is_seeded_disjoint_and_never_empty():
+    train, held = split_held_out(12, 0.25, seed=3)
+    assert len(held) == 3 and sorted(train + held) == list(range(12)) and not set(train) & set(held)
+    assert split_held_out(12, 0.25, seed=3) == (train, held) and split_held_out(12, 0.25, seed=4) != (train, held)
+    assert split_held_out(12, 0.0, seed=3) == (list(range(12)), [])
+    assert split_held_out(2, 0.01, seed=0)[1] != [] and split_held_out(1, 0.4, seed=0) == ([0], [])
+
+
+def test_warmup_then_cosine_decay_through_transformers(tmp_path):
+    import torch
+
+    t = trainer(tmp_path, learning_rate=1e-3, warmup_ratio=0.25, schedule="cosine", epochs=2, grad_accumulation=1)
+    assert trainer(tmp_path)._scheduler(None, 5) is None  # the defaults: a constant rate, no scheduler at all
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimiser = torch.optim.AdamW([param], lr=1e-3)
+    scheduler = t._scheduler(optimiser, 4)  # 4 batches an epoch, 2 epochs: 8 steps, 2 of warmup
+    rates = []
+    for _ in range(8):
+        rates.append(optimiser.param_groups[0]["lr"])
+        optimiser.step()
+        scheduler.step()
+    assert rates[0] == 0 and rates[1] == pytest.approx(5e-4) and rates[2] == pytest.approx(1e-3)
+    assert all(a > b for a, b in zip(rates[2:], rates[3:])) and rates[-1] < 1e-4
+
+
+def test_the_held_out_slice_chooses_the_epoch_and_its_adapter_is_kept(tiny, tmp_path):
+    """A rate that overfits twelve facts: the held-out loss turns, training stops there, and the adapter
+    written is the best epoch's (its held-out loss is the lowest recorded); a rerun trains nothing."""
+    from tuneshift_hf.formatting import encode_pair
+    from tuneshift_hf.loading import load
+
+    target = ModelSpec(base=str(tiny["target"]))
+    t = trainer(tmp_path, learning_rate=3e-2, epochs=8, held_out=0.25)
+    metrics = t.train(target, pairs(), str(tmp_path / "adapter"), str(tmp_path / "ckpt"))
+    held = metrics["held_out_loss_per_epoch"]
+    assert metrics["held_out_pairs"] == 3 and len(held) == metrics["epochs_trained"] == len(metrics["loss_per_epoch"])
+    assert metrics["best_epoch"] == held.index(min(held)) + 1
+    if metrics["epochs_trained"] < 8:  # stopped: the last epoch did not improve on the best
+        assert held[-1] >= min(held[:-1])
+    loaded = load(ModelSpec(base=str(tiny["target"]), adapter=str(tmp_path / "adapter")), "float32")
+    _, rows = split_held_out(len(FACTS), 0.25, 0)
+    encoded = [encode_pair(loaded.tokenizer, *FACTS[j], add_eos=True) for j in rows]
+    assert held_out_loss(loaded.model, loaded.tokenizer.pad_token_id, encoded, 4) == pytest.approx(min(held), abs=1e-4)
+    again = t.train(target, pairs(), str(tmp_path / "adapter2"), str(tmp_path / "ckpt"))  # resumes: all done
+    assert again["best_epoch"] == metrics["best_epoch"] and again["held_out_loss_per_epoch"] == held
+
+
+def test_gradient_clipping_bounds_each_update(tiny, tmp_path):
+    """Clipped to 1e-12, the gradients fall below AdamW's epsilon, so the adapter barely moves (Adam would
+    undo any milder clipping's scale): proof that the norm reaching the optimiser is the clipped one."""
+    from safetensors.torch import load_file
+
+    target = ModelSpec(base=str(tiny["target"]))
+    norms = {}
+    for name, clip in (("free", None), ("clipped", 1e-12)):
+        out = tmp_path / name
+        trainer(tmp_path, learning_rate=1e-2, epochs=1, max_grad_norm=clip).train(target, pairs(), str(out),
+                                                                                str(tmp_path / f"ckpt-{name}"))
+        weights = load_file(str(out / "adapter_model.safetensors"))
+        norms[name] = math.sqrt(sum(float((w.float() ** 2).sum()) for k, w in weights.items() if "lora_B" in k))
+    assert norms["clipped"] < 1e-3 * norms["free"]
