@@ -45,6 +45,11 @@ class RunSection(_Section):
     target_size: int | None = Field(None, ge=1, description="stop once this many pairs are kept")
     max_per_answer: int | None = Field(None, ge=1, description="keep at most this many pairs with one answer "
                                        "(normalised); more teach the target one sentence for every question")
+    patience: int | None = Field(None, ge=1, description="stop after this many rounds in a row with no new "
+                                 "entity and no new kept answer (run.rounds stays the most)")
+    max_candidates: int | None = Field(None, ge=1, description="stop once this many prompts were proposed")
+    max_teacher_calls: int | None = Field(None, ge=1, description="stop once the teacher answered this many")
+    max_seconds: float | None = Field(None, gt=0, description="stop once the rounds took this many seconds")
     batch_size: int = Field(8, ge=1)
     max_new_tokens: int = Field(64, ge=1, description="length limit of the teacher's answers")
 

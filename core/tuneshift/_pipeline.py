@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from tuneshift._coverage import budget_spent, round_coverage, saturated
 from tuneshift._errors import TuneshiftError
 from tuneshift._rundir import read_json, write_json, write_jsonl
 from tuneshift._runner import Run
@@ -87,17 +88,19 @@ def run_rounds(run: Run) -> list[dict[str, Any]]:
         run.hook.on_stage_start(stage="round", round=round_, total=None)
         started = time.perf_counter()
         fresh = run_one_round(run, round_)
+        coverage = round_coverage(run.candidates, fresh)
         run.candidates.extend(fresh)
         write_outputs(run)
         fates = Counter(c.fate for c in fresh)
         kept_prompts = [c.prompt for c in fresh if c.kept]
-        summaries.append({"round": round_, "proposed": len(fresh), **fates,
+        summaries.append({"round": round_, "proposed": len(fresh), **fates, **coverage,
                           "dataset_size": sum(c.kept for c in run.candidates),
                           "diversity": {"distinct_2": distinct_n(kept_prompts, 2),
                                         **run.impl["deduper"].diversity(kept_prompts)}})
         last = summaries[-1]
         run.hook.on_stage_end(stage="round", round=round_, seconds=time.perf_counter() - started,
                               counts={"kept": fates.get("kept", 0), "dataset_size": last["dataset_size"],
+                                      "new_entities": coverage["new_entities"], "new_answers": coverage["new_answers"],
                                       **last["diversity"]})
     return summaries
 
@@ -116,7 +119,15 @@ def stop_reason(run: Run, summaries: list[dict[str, Any]]) -> str | None:
         return f"target size {target} reached"
     if summaries and summaries[-1]["round"] > 0 and summaries[-1]["proposed"] - summaries[-1].get("duplicate", 0) == 0:
         return "the expander found nothing new"
+    if summaries:  # the seeds themselves are always scored
+        return budget_spent(run.cfg.run, run.candidates, run.timings) or saturated(summaries, run.cfg.run.patience)
     return None
+
+
+def why_stopped(run: Run, rounds: list[dict[str, Any]]) -> str:
+    """report.json's `stop_reason`: the condition that ended the rounds, or their ceiling."""
+    last = rounds[-1] if rounds else {}
+    return last.get("stopped") or f"run.rounds = {run.cfg.run.rounds} done"
 
 
 def run_one_round(run: Run, round_: int) -> list[Candidate]:
@@ -145,5 +156,6 @@ def build_report(run: Run, rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "dataset_size": fates.get("kept", 0),
         "counts": {"candidates": len(run.candidates), **fates},
         "rounds": rounds,
+        "stop_reason": why_stopped(run, rounds),
         "selection": {"selector": selector.name, **selector.options.model_dump(mode="json"), **selector.summary()},
     }

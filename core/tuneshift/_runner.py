@@ -28,7 +28,8 @@ from tuneshift._rundir import RunDir, atomic_write_text, read_json, write_json
 from tuneshift._stages import STAGES
 from tuneshift.kinds import KINDS, Answer, Candidate, Context, Implementation, ModelSpec, Sampling, Score
 
-ROUND_KEYS = (("run", "rounds"), ("run", "target_size"))
+ROUND_KEYS = (("run", "rounds"), ("run", "target_size"), ("run", "patience"), ("run", "max_candidates"),
+              ("run", "max_teacher_calls"), ("run", "max_seconds"))
 """How far the rounds go: a rerun may extend or shrink a run (training then follows the dataset)."""
 FREE_KEYS = ROUND_KEYS + tuple(free for stage in STAGES for free in stage.free)
 """Keys that may change between a run and its resumption without invalidating the work done."""
