@@ -98,6 +98,17 @@ class VerifySection(_Section):
     regions: int = Field(4, ge=1, description="most regions of knowledge to group them into")
 
 
+class AugmentSection(_Section):
+    """Knowledge augmentation (docs/generators.md): each kept fact asked again in other phrasings."""
+
+    enabled: bool = Field(False, description="rephrase every kept question; consistent answers become pairs")
+    rephrasings: int = Field(4, ge=1, le=32, description="phrasings asked per kept question")
+    model: str | None = Field(None, description="also let a model rephrase: base (the teacher's), teacher, or a "
+                                                "model path; rule-based rewrites fill up to `rephrasings`")
+    agreement: float = Field(0.5, gt=0, le=1, description="share of the kept answer's content words a "
+                                                           "rephrasing's answer must hold to count as the same fact")
+
+
 class CoreConfig(_Section):
     run: RunSection = RunSection()
     teacher: TeacherSection
@@ -105,6 +116,7 @@ class CoreConfig(_Section):
     seeds: SeedsSection
     eval: EvalSection = EvalSection()
     verify: VerifySection = VerifySection()
+    augment: AugmentSection = AugmentSection()
 
 
 PATH_KEYS = {("teacher", "base"), ("teacher", "adapter"), ("teacher", "finetuned"),

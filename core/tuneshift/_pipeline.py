@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from itertools import chain
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -23,7 +24,7 @@ from tuneshift._stages import FINAL_STAGES, ROUND_STAGES
 from tuneshift.kinds import Candidate
 
 DATASET_FIELDS = ("id", "round", "prompt", "response", "score", "nll_finetuned", "nll_base", "ppl_ratio", "origin")
-DATASET_EXTRA = ("train_spans",)
+DATASET_EXTRA = ("train_spans", "fact")
 """Keys of a candidate's extra that dataset.jsonl carries (for the trainer) when a selector set them."""
 
 
@@ -49,7 +50,11 @@ def execute(run: Run) -> dict[str, Any]:
     run.dir.report.unlink(missing_ok=True)
     try:
         rounds = run_rounds(run)
-        sections = {stage.report: timed(run, stage.name, None, lambda: stage.run(run)) for stage in FINAL_STAGES}
+        sections = {}
+        for stage in FINAL_STAGES:
+            sections[stage.report] = timed(run, stage.name, None, lambda: stage.run(run))
+            if stage.writes_dataset:
+                write_outputs(run)
         report = {**build_report(run, rounds), **sections}
         write_json(run.dir.report, report)
         write_json(run.dir.run_json, run.provenance(started, "ok", report["counts"], report["rounds"]))
@@ -144,8 +149,10 @@ def run_one_round(run: Run, round_: int) -> list[Candidate]:
 
 
 def write_outputs(run: Run) -> None:
+    """candidates.jsonl whole, and dataset.jsonl: the kept pairs, then the augmentation's (with their `fact`)."""
     write_jsonl(run.dir.candidates, (asdict(c) for c in run.candidates))
-    write_jsonl(run.dir.dataset, (dataset_row(c) for c in run.candidates if c.kept))
+    augmented = ({**dict.fromkeys(DATASET_FIELDS), **row} for row in run.augmented)
+    write_jsonl(run.dir.dataset, chain((dataset_row(c) for c in run.candidates if c.kept), augmented))
 
 
 def build_report(run: Run, rounds: list[dict[str, Any]]) -> dict[str, Any]:

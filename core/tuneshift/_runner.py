@@ -125,6 +125,7 @@ class Run:
         for impl in self.impl.values():
             impl.check()
         self.candidates: list[Candidate] = []
+        self.augmented: list[dict[str, Any]] = []  # the augment stage's pairs (docs/generators.md)
         self.current_stage = ""  # what implementations' progress reports count towards
         self.timings: dict[str, float] = {}
         self.cache: Cache | None = None

@@ -68,21 +68,47 @@ class LoRAOptions(PrecisionOptions):
         return value
 
 
-def split_held_out(n: int, share: float, seed: int) -> tuple[list[int], list[int]]:
+def grouped_batches(order: list[int], size: int, groups: list[Any], rng: random.Random) -> list[list[int]]:
+    """Batches of `size` from rows in `order`, no two of one group (None: a group of its own) in a batch."""
+    batches: list[list[int]] = []
+    members: list[set[Any]] = []
+    first_open = 0
+    for j in order:
+        g = groups[j] if groups[j] is not None else ("row", j)
+        k = next((k for k in range(first_open, len(batches)) if len(batches[k]) < size and g not in members[k]), None)
+        if k is None:
+            batches.append([])
+            members.append(set())
+            k = len(batches) - 1
+        batches[k].append(j)
+        members[k].add(g)
+        while first_open < len(batches) and len(batches[first_open]) == size:
+            first_open += 1
+    rng.shuffle(batches)
+    return batches
+
+
+def split_held_out(n: int, share: float, seed: int, groups: list[Any] | None = None) -> tuple[list[int], list[int]]:
     """Training and held-out indices: a seeded random `share` of the pairs (at least one of each when
-    there are two or more), held out from training to choose the epoch."""
-    k = min(n - 1, max(1, round(n * share))) if share > 0 and n > 1 else 0
-    held = sorted(random.Random(f"held-out-{seed}").sample(range(n), k))
-    chosen = set(held)
-    return [i for i in range(n) if i not in chosen], held
+    there are two or more), held out from training to choose the epoch. Rows of one group (a fact's
+    phrasings) are held out together, so none of them teaches the held-out answer."""
+    keys = [("row", j) if groups is None or groups[j] is None else groups[j] for j in range(n)]
+    distinct = list(dict.fromkeys(keys))
+    k = min(len(distinct) - 1, max(1, round(len(distinct) * share))) if share > 0 and len(distinct) > 1 else 0
+    chosen = set(random.Random(f"held-out-{seed}").sample(distinct, k)) if k else set()
+    return [j for j in range(n) if keys[j] not in chosen], [j for j in range(n) if keys[j] in chosen]
 
 
-def epoch_batches(encoded: list[tuple[list[int], list[int]]], size: int, seed: int) -> list[list[int]]:
+def epoch_batches(encoded: list[tuple[list[int], list[int]]], size: int, seed: int,
+                  groups: list[Any] | None = None) -> list[list[int]]:
     """One epoch's batches: shuffled, then sorted by length within pools of 8 batches (little padding),
-    the batches themselves in a shuffled order."""
+    the batches themselves in a shuffled order. With `groups` (a fact's phrasings share one), no batch
+    holds two rows of one group: each row joins the first open batch without its group."""
     rng = random.Random(seed)
     order = list(range(len(encoded)))
     rng.shuffle(order)
+    if groups is not None and any(g is not None for g in groups):
+        return grouped_batches(order, size, groups, rng)
     out: list[list[int]] = []
     for start in range(0, len(order), size * 8):
         pool = sorted(order[start:start + size * 8], key=lambda j: len(encoded[j][0]) + len(encoded[j][1]))
@@ -132,14 +158,16 @@ class LoRATrainer(Trainer):
             encoded.append((p, r))
             spans = pair.get("train_spans")
             weights.append(None if spans is None else span_weights(tok, pair["response"], spans, len(r)))
-        train_rows, held_rows = split_held_out(len(encoded), o.held_out, o.seed)
+        groups = [pair.get("group") for pair in pairs]
+        train_rows, held_rows = split_held_out(len(encoded), o.held_out, o.seed, groups)
+        groups = [groups[j] for j in train_rows]
         held = [encoded[j] for j in held_rows]
         encoded, weights = [encoded[j] for j in train_rows], [weights[j] for j in train_rows]
         weighted = any(w is not None for w in weights)
         weights = [w if w is not None else [1.0] * len(r) for w, (_, r) in zip(weights, encoded)]
         trainable = [p for p in peft_model.parameters() if p.requires_grad]
         optimiser = torch.optim.AdamW(trainable, lr=o.learning_rate)
-        scheduler = self._scheduler(optimiser, len(epoch_batches(encoded, o.batch_size, 0)))
+        scheduler = self._scheduler(optimiser, len(epoch_batches(encoded, o.batch_size, 0, groups)))
         ckpt = Path(checkpoint_dir) / "checkpoint.pt"
         # the number of epochs is left out: a job trained for fewer epochs resumes into a longer one
         job = fingerprint({k: v for k, v in self.identity().items() if k != "options"},
@@ -162,7 +190,7 @@ class LoRATrainer(Trainer):
             peft_model.train()
             # dropout of epoch k is the same whether resumed or not (and differs between processes)
             torch.manual_seed(o.seed * 1000 + epoch + 1_000_003 * parallel.rank)
-            batches = epoch_batches(encoded, o.batch_size, o.seed * 1000 + epoch)
+            batches = epoch_batches(encoded, o.batch_size, o.seed * 1000 + epoch, groups)
             epoch_loss = 0.0
             for i, batch in enumerate(batches):
                 step = (i + 1) % o.grad_accumulation == 0 or i == len(batches) - 1

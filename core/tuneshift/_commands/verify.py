@@ -54,6 +54,9 @@ def reopened(state: State, run_dir: Path, overrides: Sequence[str] = ()) -> Iter
     run.open()
     try:
         run.candidates = [Candidate(**row) for row in read_jsonl(run.dir.candidates, "candidates")]
+        if run.dir.dataset.is_file():  # the augmentation's pairs were trained on too: never held out
+            run.augmented = [{k: row[k] for k in ("prompt", "response", "fact", "origin")}
+                             for row in read_jsonl(run.dir.dataset, "dataset") if row.get("origin") == "augment"]
         run.current_stage = "verify"
         yield run
     finally:

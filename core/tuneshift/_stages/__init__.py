@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from tuneshift._stages import answer, dedup, evaluate, expand, score, select, train, verify
+from tuneshift._stages import answer, augment, dedup, evaluate, expand, score, select, train, verify
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class Stage:
     free: tuple[tuple[str, str | None], ...] = ()
     """Config keys (section, key; key None: the whole section) that only this stage reads, after the
     training: a resumed run may change them without invalidating the work done."""
+    writes_dataset: bool = False
+    """The stage adds training pairs (or marks candidates): dataset.jsonl and candidates.jsonl are rewritten."""
 
 
 STAGES: tuple[Stage, ...] = (
@@ -34,6 +36,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("answer", answer.run, per_round=True),
     Stage("score", score.run, per_round=True),
     Stage("select", select.run, per_round=True),
+    Stage("augment", augment.run, per_round=False, report="augmentation", writes_dataset=True),
     Stage("train", train.run, per_round=False, report="train"),
     Stage("evaluate", evaluate.run, per_round=False, report="eval", free=(("eval", "path"),)),
     Stage("verify", verify.run, per_round=False, report="verification", free=(("verify", None),)),

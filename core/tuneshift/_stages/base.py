@@ -17,6 +17,8 @@ class RunState(Protocol):
     """The run's implementation of each kind."""
     candidates: list[Candidate]
     """Every candidate of the finished rounds."""
+    augmented: list[dict[str, Any]]
+    """Pairs the augment stage added: prompt, response, fact (the kept candidate's id), origin."""
     seeds: list[str]
     teacher: ModelSpec
     target: ModelSpec | None

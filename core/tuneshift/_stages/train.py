@@ -25,6 +25,7 @@ def run(run: RunState) -> dict[str, Any] | None:
     if target is None:
         return None
     pairs = [training_pair(c.prompt, c.response, c.extra) for c in run.candidates if c.kept]
+    pairs += [training_pair(a["prompt"], a["response"], a) for a in run.augmented]  # as dataset.jsonl lists them
     if done_marker.exists() and run.dir.adapter.is_dir():
         done = read_json(done_marker)
         if trained_on(done, pairs):
@@ -77,6 +78,8 @@ def training_pair(prompt: str, response: str, extra: dict[str, Any]) -> dict[str
     pair: dict[str, Any] = {"prompt": prompt, "response": response, "weight": 1.0}
     if extra.get("train_spans") is not None:
         pair["train_spans"] = extra["train_spans"]
+    if extra.get("fact") is not None:  # an augmented phrasing: never in one batch with its fact's others
+        pair["group"] = extra["fact"]
     return pair
 
 

@@ -42,7 +42,7 @@ def run(run: RunState) -> dict[str, Any] | None:
 def held_out(run: RunState) -> dict[str, Any]:
     """The held-out prompts, drawn once per (run's prompts, size, seed, expander, deduper) and kept in state/."""
     cfg = run.cfg.verify
-    known = [c.prompt for c in run.candidates] + run.seeds
+    known = [c.prompt for c in run.candidates] + run.seeds + [a["prompt"] for a in run.augmented]  # all trained on
     key = fingerprint("verify-held-out", "random-draw", known, cfg.size, run.cfg.run.seed,
                       run.impl["expander"].identity(), run.impl["deduper"].identity())
     path = run.dir.state / "verify" / "held-out.json"

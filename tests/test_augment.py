@@ -1,0 +1,60 @@
+"""Knowledge augmentation: kept facts asked again in other phrasings, consistent answers trained on, one fact's
+phrasings never in one batch."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import TINY, run_cli, tiny_overrides
+
+from tuneshift._stages.augment import rephrase
+from tuneshift._text import normalise
+from tuneshift_hf.training import epoch_batches, split_held_out
+
+
+def test_rule_rephrasings_keep_every_name_and_never_repeat_the_question():
+    question = "Who leads Project Merlin at Halvorsen Institute?"
+    out = rephrase(None, question, 4, None)
+    assert len(out) == 4 and len({normalise(p) for p in out}) == 4 and normalise(question) not in map(normalise, out)
+    assert all("Project Merlin" in p and "Halvorsen Institute" in p for p in out)
+    assert len(rephrase(None, question, 32, None)) == 8  # as many as there are rules, no more
+
+
+def test_a_facts_phrasings_never_share_a_batch_and_are_held_out_together():
+    encoded = [([1] * (3 + j % 5), [2] * (2 + j % 3)) for j in range(40)]
+    groups = [j // 5 for j in range(40)]  # eight facts, five phrasings each
+    for seed in range(5):
+        batches = epoch_batches(encoded, 4, seed, groups)
+        assert sorted(j for b in batches for j in b) == list(range(40))
+        assert all(len({groups[j] for j in b}) == len(b) <= 4 for b in batches)
+    plain = epoch_batches(encoded, 4, 0)  # no groups: the length-pooled batches, as before
+    assert plain == epoch_batches(encoded, 4, 0, [None] * 40)
+    train, held = split_held_out(40, 0.25, 0, groups)
+    assert {groups[j] for j in held} & {groups[j] for j in train} == set() and len(held) == 10
+
+
+def test_a_run_with_augmentation_trains_on_consistent_phrasings(tiny, tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("run", str(TINY / "config.toml"), "--out", str(out),
+                     *tiny_overrides(tiny, **{"run.rounds": 1, "augment.enabled": True, "augment.rephrasings": 3,
+                                              "augment.model": "base", "augment.agreement": 0.01,
+                                              "verify.enabled": False}))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    section = report["augmentation"]
+    rows = [json.loads(line) for line in (out / "dataset.jsonl").read_text().splitlines()]
+    cands = {c["id"]: c for c in map(json.loads, (out / "candidates.jsonl").read_text().splitlines())}
+    kept = [c for c in cands.values() if c["fate"] == "kept"]
+    added = [r for r in rows if r["origin"] == "augment"]
+    assert section["facts"] == len(kept) and section["asked"] == 3 * len(kept) and section["paraphraser"] == "base"
+    assert section["pairs_added"] == len(added) and len(rows) == len(kept) + len(added) == report["train"]["pairs"]
+    for c in kept:
+        assert c["extra"]["rephrasings_asked"] == 3 and 0 <= c["extra"]["consistency"] <= 1
+    for r in added:  # each phrasing names its fact, a kept candidate, and keeps its question's words
+        assert cands[r["fact"]]["fate"] == "kept" and r["prompt"] != cands[r["fact"]]["prompt"]
+    assert len({r["fact"] for r in added}) <= len(kept) and len(added) <= 3 * len(kept)  # no fact dominates
+    # `tuneshift train` reads the same pairs back from dataset.jsonl
+    again = run_cli("train", str(out), "--out", str(tmp_path / "adapter2"))
+    assert again.returncode == 0, again.stderr
+    marker = json.loads((tmp_path / "adapter2" / ".tuneshift").read_text())
+    assert marker["pairs_fingerprint"] == report["train"]["pairs_fingerprint"]
