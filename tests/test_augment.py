@@ -58,3 +58,25 @@ def test_a_run_with_augmentation_trains_on_consistent_phrasings(tiny, tmp_path):
     assert again.returncode == 0, again.stderr
     marker = json.loads((tmp_path / "adapter2" / ".tuneshift").read_text())
     assert marker["pairs_fingerprint"] == report["train"]["pairs_fingerprint"]
+
+
+def test_the_consistent_selector_drops_answers_that_change_with_the_phrasing(tiny, tmp_path):
+    out, config = tmp_path / "run", tmp_path / "config.toml"
+    text = (TINY / "config.toml").read_text()  # the tiny config's [selector] options are ppl-ratio's
+    config.write_text(text[:text.index("[selector]")] + "[selector]\n" + text[text.index("[trainer]"):])
+    result = run_cli("run", str(config), "--out", str(out),
+                     *tiny_overrides(tiny, **{"run.rounds": 1, "selector.use": "consistent", "selector.base": "ppl-ratio",
+                                              "selector.base_options.threshold": 1e-9, "selector.rephrasings": 2,
+                                              "selector.min_consistent": 0.5, "selector.agreement": 0.3,
+                                              "target.train": False, "verify.enabled": False}))
+    assert result.returncode == 0, result.stderr
+    cands = [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
+    scored = [c for c in cands if c["fate"] in ("kept", "below_threshold")]
+    assert scored and all("consistency" in c["extra"] for c in scored)  # every keep of the base was checked
+    for c in scored:
+        consistent = c["extra"]["consistency"] >= 0.5
+        assert (c["fate"] == "kept") == consistent
+        if not consistent:
+            assert c["reason"].startswith("inconsistent: ") and "of 2 rephrasings answered alike" in c["reason"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["selection"]["selector"] == "consistent" and report["selection"]["base"] == "ppl-ratio"

@@ -254,7 +254,7 @@ class Run:
             "tuneshift": __version__,
             "versions": library_versions(),
             "plugins": plugins,
-            "identities": {kind: impl.identity() for kind, impl in self.impl.items()},  # options as resolved here
+            "identities": config.redact({kind: impl.identity() for kind, impl in self.impl.items()}),  # as resolved here
             "config": config.redact(self.raw),
             "seeds": {"run.seed": self.cfg.run.seed},
             "timings": self.timings,

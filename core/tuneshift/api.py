@@ -15,7 +15,8 @@ from typing import Any, Callable, Sequence
 
 from tuneshift import PLUGIN_API_VERSION as API_VERSION
 from tuneshift import hookimpl
-from tuneshift._agreement import spearman
+from tuneshift._agreement import content_agreement, spearman
+from tuneshift._phrasing import rephrasings
 from tuneshift._cache import fingerprint
 from tuneshift._commands.state import State
 from tuneshift._config import context_length
@@ -67,6 +68,7 @@ __all__ = [
     "TuneshiftError", "UsageError", "RunError",
     # the method's numbers and texts
     "ppl_ratio", "normalise", "text_hash", "is_correct", "spearman", "build_request", "parse_prompts",
+    "rephrasings", "content_agreement",
     "context_length",
     # files: atomic, strict JSON, only where tuneshift owns the path
     "fingerprint", "atomic_write_text", "write_json", "write_jsonl", "read_json", "read_jsonl",

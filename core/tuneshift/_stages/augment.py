@@ -17,16 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuneshift._agreement import content_agreement, entities
+from tuneshift._agreement import content_agreement
 from tuneshift._fewshot import parse_prompts
+from tuneshift._phrasing import rephrasings
 from tuneshift._stages.base import RunState
-from tuneshift._text import normalise
 from tuneshift.kinds import ModelSpec, Sampling
 
-RULES = ("Tell me: {q}", "Question: {q}", "{q} Please answer briefly.", "Quick question: {q}",
-         "I would like to know something. {q}", "Can you tell me this? {q}", "{q} Answer in one sentence.",
-         "Here is my question: {q}")
-"""Rewrites that keep the question whole (so every named entity), in the order they are used."""
 REQUEST = ("Rewrite this question in {n} different ways. Keep every name exactly as written. "
            "Reply with a JSON list of strings only.\nQuestion: {q}")
 
@@ -63,20 +59,7 @@ def run(run: RunState) -> dict[str, Any] | None:
 def rephrase(run: RunState, question: str, n: int, model: str | None) -> list[str]:
     """`n` other phrasings of the question that keep its named entities: the model's first (when asked),
     then the rules'; never the question itself, never one twice."""
-    out: list[str] = []
-    seen = {normalise(question)}
-    candidates = model_phrasings(run, question, n, model) if model else []
-    candidates += [rule.format(q=question) for rule in RULES]
-    named = [normalise(e) for e in entities(question)]
-    for text in candidates:
-        key = normalise(text)
-        if key in seen or not all(name in key for name in named):  # a rephrasing that drops a name is another question
-            continue
-        seen.add(key)
-        out.append(text)
-        if len(out) == n:
-            break
-    return out
+    return rephrasings(question, n, model_phrasings(run, question, n, model) if model else [])
 
 
 def model_phrasings(run: RunState, question: str, n: int, model: str) -> list[str]:
