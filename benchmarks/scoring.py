@@ -210,10 +210,11 @@ VARIANTS = {"load-first": v_load, "load-cached": v_load, "make-adapter": v_make_
 # --- the parent --------------------------------------------------------------------------------------------
 
 
-def run_variant(name: str, args: dict, env: dict[str, str]) -> dict:
+def run_variant(name: str, args: dict, env: dict[str, str], script: str = __file__) -> dict:
+    """`script --variant name` in a process of its own (its peak RSS is its own); its last stdout line."""
     print(f"[bench] {name} ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--variant", name], input=json.dumps({**args, "variant": name}),
+    proc = subprocess.run([sys.executable, script, "--variant", name], input=json.dumps({**args, "variant": name}),
                           capture_output=True, text=True, env={**os.environ, **env})
     if proc.returncode != 0:
         sys.exit(f"variant {name} failed:\n{proc.stderr[-4000:]}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -66,18 +65,6 @@ def v_matmul(a: dict) -> dict:
 VARIANTS = {"float32": v_train, "bfloat16": v_train, "matmul": v_matmul, "matmul-bf16": v_matmul}
 
 
-def run_variant(name: str, args: dict, env: dict[str, str]) -> dict:
-    print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-    started = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--variant", name],
-                          input=json.dumps({**args, "variant": name, "precision": name}),
-                          capture_output=True, text=True, env={**os.environ, **env})
-    if proc.returncode != 0:
-        sys.exit(f"variant {name} failed:\n{proc.stderr[-4000:]}")
-    print(f"[bench] {name}: {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=64)
@@ -92,7 +79,7 @@ def main() -> None:
     if ns.quick:
         ns.pairs, ns.held_out, ns.epochs = 24, 16, 1
     from data import make_pairs
-    from scoring import smollm2
+    from scoring import run_variant, smollm2
 
     from tuneshift_hf.precision import cpu_has_bf16
 
@@ -102,7 +89,7 @@ def main() -> None:
         common = {"gguf": smollm2(), "work": work, "pairs": everything[:ns.pairs],
                   "held_out": everything[ns.pairs:], "epochs": ns.epochs}
         env = {"TUNESHIFT_CACHE": str(Path(work) / "cache")}
-        r = {name: run_variant(name, common, env) for name in VARIANTS}
+        r = {name: run_variant(name, {**common, "precision": name}, env, script=__file__) for name in VARIANTS}
     f32, b16 = r["float32"], r["bfloat16"]
     print(json.dumps({
         "setup": {"model": "SmolLM2-135M-Instruct (GGUF via the safetensors cache), LoRA r=16 all-linear, CPU",

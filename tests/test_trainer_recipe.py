@@ -35,10 +35,11 @@ def test_warmup_then_cosine_decay_through_transformers(tmp_path):
     import torch
 
     t = trainer(tmp_path, learning_rate=1e-3, warmup_ratio=0.25, schedule="cosine", epochs=2, grad_accumulation=1)
-    assert trainer(tmp_path)._scheduler(None, 5) is None  # the defaults: a constant rate, no scheduler at all
+    rows = [([1, 2], [3])] * 16  # 4 batches of 4 an epoch
+    assert trainer(tmp_path)._scheduler(None, rows, [None] * 16) is None  # the defaults: no scheduler at all
     param = torch.nn.Parameter(torch.zeros(1))
     optimiser = torch.optim.AdamW([param], lr=1e-3)
-    scheduler = t._scheduler(optimiser, 4)  # 4 batches an epoch, 2 epochs: 8 steps, 2 of warmup
+    scheduler = t._scheduler(optimiser, rows, [None] * 16)  # 4 batches an epoch, 2 epochs: 8 steps, 2 of warmup
     rates = []
     for _ in range(8):
         rates.append(optimiser.param_groups[0]["lr"])

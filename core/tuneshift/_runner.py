@@ -67,40 +67,30 @@ def _drop_none(value: Any) -> Any:
     return value
 
 
-def _default_name(registry: Any, kind: str) -> str | None:
-    try:
-        return registry.choose(kind, [], None).name
-    except UsageError:
-        return None
-
-
-def instantiate(registry: Any, raw: dict[str, Any], kind: str, selected: list[str],
-                context: Context) -> Implementation:
-    """The implementation chosen for `kind`, built with its validated options."""
+def instantiate(state: Any, raw: dict[str, Any], kind: str, context: Context) -> Implementation:
+    """The implementation chosen for `kind` (--plugin, the config's `use`, the default), built with its
+    validated options; options meant for the implementation --plugin replaced are set aside with a warning."""
     use, options = config.kind_section(raw, kind)
-    entry = registry.choose(kind, selected, use)
-    meant = registry.choose(kind, [], use).name if use else _default_name(registry, kind)
-    if entry.name != meant:  # --plugin replaced the config's choice: the section's options were for that one
-        known = set(entry.cls.Options.model_fields)
-        dropped = sorted(set(options) - known)
-        options = {k: v for k, v in options.items() if k in known}
-        if dropped:
-            warnings.warn(f"[{kind}] options {', '.join(dropped)} are for {meant}, not {entry.name}: ignored",
-                          stacklevel=2)
+    cls = state.implementation(kind, use)
+    options, dropped = state.fitting(kind, cls, use, options)
+    if dropped:
+        warnings.warn(f"[{kind}] options {', '.join(dropped)} are for {state.meant(kind, use)}, not {cls.name}: "
+                      "ignored", stacklevel=2)
     try:
-        opts = entry.cls.Options.model_validate(options)
+        opts = cls.Options.model_validate(options)
     except ValidationError as exc:
-        raise UsageError(f"config: {config.describe(exc, kind)} (for plugin {entry.name})") from None
-    return entry.cls(opts, context)
+        raise UsageError(f"config: {config.describe(exc, kind)} (for plugin {cls.name})") from None
+    return cls(opts, context)
 
 
 class Run:
     """One run of the pipeline: its config, models, implementations, directory and cached model calls."""
 
     def __init__(self, config_path: str | Path, out_dir: str | Path, overrides: list[str], state: Any) -> None:
-        registry, selected = state.registry, state.selected
+        registry = state.registry
         self.raw = config.load(config_path, overrides)
         self.cfg = config.validate_core(self.raw)
+        self.models = Models.of(self.cfg)
         self._check_paths()
         self.seeds = load_seeds(self.cfg.seeds.path, self.cfg.seeds.prompts)
         if self.cfg.run.target_size is not None and self.cfg.run.target_size < len(self.seeds):
@@ -109,7 +99,6 @@ class Run:
         self.registry = registry
         self.hook = registry.observers
         self.dir = RunDir(out_dir)
-        self.models = Models.of(self.cfg)
         self.teacher, self.target = self.models.teacher, self.models.target
         self.greedy = Sampling(max_new_tokens=self.cfg.run.max_new_tokens, seed=self.cfg.run.seed)
         self.context = build_context(state, self.models, self.cfg.run.seed, self.dir.state / "plugins",
@@ -118,9 +107,8 @@ class Run:
                                      score=lambda m, pairs: self.score_pairs(m, pairs, stage="select"),
                                      cached=lambda ns, xs, fn, batch_size=8: self.cache.map(
                                          ["plugin", ns], xs, fn, batch_size, self.progress("expand")))
-        kinds = [k for k in KINDS if k != "trainer" or self.cfg.target is not None]
-        registry.validate_selected(selected)
-        self.impl: dict[str, Implementation] = {k: instantiate(registry, self.raw, k, selected, self.context)
+        kinds = [k for k in KINDS if k != "trainer" or self.cfg.target is not None]  # State checked --plugin
+        self.impl: dict[str, Implementation] = {k: instantiate(state, self.raw, k, self.context)
                                                 for k in kinds}
         for impl in self.impl.values():
             impl.check()
@@ -132,9 +120,7 @@ class Run:
 
     def _check_paths(self) -> None:
         t, target = self.cfg.teacher, self.cfg.target
-        named = [("teacher.base", t.base), ("teacher.adapter", t.adapter), ("teacher.finetuned", t.finetuned),
-                 ("target.model", target.model if target else None)]
-        for key, value in named:
+        for key, value in self.models.paths().items():
             if value and not Path(value).exists():
                 raise UsageError(f"config: {key} = {value}: no such file or directory")
             if value and key != "teacher.adapter" and Path(value).is_file() and not is_gguf(Path(value)):

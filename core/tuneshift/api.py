@@ -18,7 +18,7 @@ from tuneshift import hookimpl
 from tuneshift._agreement import content_agreement, spearman
 from tuneshift._phrasing import rephrasings
 from tuneshift._cache import fingerprint
-from tuneshift._commands.state import State
+from tuneshift._commands.state import State, output_path
 from tuneshift._config import context_length
 from tuneshift._errors import RunError, TuneshiftError, UsageError
 from tuneshift._fewshot import build_request, parse_prompts
@@ -76,7 +76,7 @@ __all__ = [
     # processes
     "world_size", "is_main_process", "refuse_multi_process",
     # for command plugins: the CLI's state, and whole runs
-    "State", "build_context", "check_pipeline", "run_pipeline", "verify_adapter",
+    "State", "output_path", "build_context", "check_pipeline", "run_pipeline", "verify_adapter",
 ]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from tuneshift.api import State, hookimpl, refuse_multi_process
+from tuneshift.api import State, hookimpl, output_path, refuse_multi_process
 
 
 @hookimpl
@@ -27,14 +27,10 @@ def register_commands(cli: click.Group) -> None:
 @click.pass_obj
 def demo(state: State, preset: str, out_dir: str, n_seeds: int | None) -> None:
     """The embedded demo: SmolLM2 teacher -> Gemma 3 target, with floor, ceiling and ablations."""
-    from tuneshift.api import UsageError
-
     from .run import run_demo
 
     refuse_multi_process("demo")
-    if not out_dir.strip():
-        raise UsageError("--out: an empty path; give a directory")
-    out = Path(out_dir)
+    out = output_path(out_dir, "--out")
     print_table(run_demo(state, preset, out, n_seeds), preset, out)
 
 

@@ -167,7 +167,7 @@ class LoRATrainer(Trainer):
         weights = [w if w is not None else [1.0] * len(r) for w, (_, r) in zip(weights, encoded)]
         trainable = [p for p in peft_model.parameters() if p.requires_grad]
         optimiser = torch.optim.AdamW(trainable, lr=o.learning_rate)
-        scheduler = self._scheduler(optimiser, len(epoch_batches(encoded, o.batch_size, 0, groups)))
+        scheduler = self._scheduler(optimiser, encoded, groups)
         ckpt = Path(checkpoint_dir) / "checkpoint.pt"
         # the number of epochs is left out: a job trained for fewer epochs resumes into a longer one
         job = fingerprint({k: v for k, v in self.identity().items() if k != "options"},
@@ -245,13 +245,14 @@ class LoRATrainer(Trainer):
         return {"epochs": o.epochs, "resumed_from_epoch": first_epoch, "loss_per_epoch": losses, **chosen,
                 "processes": parallel.world, "train_seconds": round(time.perf_counter() - started, 3)}
 
-    def _scheduler(self, optimiser: Any, batches_per_epoch: int) -> Any:
+    def _scheduler(self, optimiser: Any, encoded: list[tuple[list[int], list[int]]], groups: list[Any]) -> Any:
         """transformers' schedule for the options, or None for a constant rate without warmup (the plain loop)."""
         o = self.options
         if o.schedule == "constant" and not o.warmup_ratio:
             return None
         from transformers import get_scheduler
 
+        batches_per_epoch = len(epoch_batches(encoded, o.batch_size, 0, groups))  # the same count every epoch
         steps = math.ceil(batches_per_epoch / o.grad_accumulation) * o.epochs
         name = "constant_with_warmup" if o.schedule == "constant" else o.schedule
         return get_scheduler(name, optimiser, num_warmup_steps=round(o.warmup_ratio * steps), num_training_steps=steps)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tuneshift._errors import UsageError
 from tuneshift.kinds import Context, Implementation
 
 
@@ -22,13 +23,30 @@ class State:
         return self.registry.choose(kind, self.selected, name).cls
 
     def build(self, kind: str, context: Context, name: str | None = None, **options: Any) -> Implementation:
-        """An instance of `implementation(kind, name)` with `options`; when --plugin replaced `name` (or the
-        default) by another implementation, the options that one does not take are dropped."""
+        """An instance of `implementation(kind, name)` with `options` (less those meant for another, see
+        `fitting`)."""
         cls = self.implementation(kind, name)
-        if cls is not self.registry.choose(kind, [], name).cls:
-            known = set(cls.Options.model_fields)
-            options = {k: v for k, v in options.items() if k in known}
+        options, _ = self.fitting(kind, cls, name, options)
         return cls(cls.Options(**options), context)
+
+    def meant(self, kind: str, name: str | None) -> str | None:
+        """What `name` (or the default) names without --plugin; a bad `name` is a usage error, no usable
+        default is None."""
+        if name:
+            return self.registry.choose(kind, [], name).name
+        try:
+            return self.registry.choose(kind, [], None).name
+        except UsageError:
+            return None
+
+    def fitting(self, kind: str, cls: type[Implementation], name: str | None,
+                options: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """`options` for `cls`, and the keys set aside: when --plugin replaced `name` (or the default) by
+        `cls`, the options were written for the other one, and those `cls` does not take are dropped."""
+        if cls.name == self.meant(kind, name):
+            return dict(options), []
+        known = set(cls.Options.model_fields)
+        return {k: v for k, v in options.items() if k in known}, sorted(set(options) - known)
 
     @property
     def observers(self) -> Any:
@@ -40,8 +58,6 @@ class State:
         each); a blocked one is a usage error."""
         entry = self.registry.find(name, f"the {kind}")
         if entry.kind != kind:
-            from tuneshift._errors import UsageError
-
             raise UsageError(f"plugin {name!r} is a {entry.kind}, not a {kind}")
         return entry.cls
 
@@ -49,7 +65,5 @@ class State:
 def output_path(value: str | None, flag: str) -> Path | None:
     """An output path as typed; an empty one is refused (it would mean the current directory)."""
     if value is not None and not value.strip():
-        from tuneshift._errors import UsageError
-
         raise UsageError(f"{flag}: an empty path; give a directory")
     return Path(value) if value is not None else None

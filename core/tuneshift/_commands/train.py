@@ -71,7 +71,7 @@ def train_run_dir(state: State, run_dir: Path, out: Path | None, overrides: list
     directory = RunDir(run_dir)
     adapter = out or directory.adapter
     check_adapter_out(adapter, run_dir, list(models.paths().values()))
-    trainer = instantiate(state.registry, raw, "trainer", state.selected, context)
+    trainer = instantiate(state, raw, "trainer", context)
     main = is_main_process()
     if main:
         directory.open()  # the lock: no `tuneshift run` on this directory meanwhile
