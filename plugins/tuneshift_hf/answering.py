@@ -20,7 +20,7 @@ from tuneshift.api import Answer, Answerer, ModelSpec, Sampling
 
 from .batching import plan_batches
 from .formatting import end_of_turn, prompt_text
-from .precision import PrecisionOptions, identity_with_precision
+from .precision import PrecisionOptions, bfloat16_matmuls, identity_with_precision
 
 
 class HFAnswererOptions(PrecisionOptions):
@@ -99,7 +99,7 @@ class HFAnswerer(Answerer):
         if sampling.temperature > 0:
             kwargs = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
         stop = stop_ids(loaded)
-        with torch.inference_mode():
+        with torch.inference_mode(), bfloat16_matmuls(loaded.model):
             output = loaded.model.generate(input_ids=input_ids, attention_mask=mask, use_cache=True,
                                            max_new_tokens=sampling.max_new_tokens, pad_token_id=pad,
                                            eos_token_id=stop or None, **kwargs)

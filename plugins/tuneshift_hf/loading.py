@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import warnings
@@ -198,10 +199,36 @@ def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
     return tok
 
 
+def keep_freed_memory() -> None:
+    """Let glibc keep the memory torch frees. It hands every freed block over its mmap threshold back
+    to the kernel, and most of torch's CPU tensors are such blocks, so every step paid page faults on
+    fresh zeroed pages: a third of a training step on 2 cores was the kernel's. The threshold at its
+    32 MiB maximum and no trimming keep that memory for the next step (peak RSS does not grow: the
+    same blocks are reused). Once per process, Linux with glibc only."""
+    global _allocator_tuned
+    if _allocator_tuned or not sys.platform.startswith("linux"):
+        return
+    _allocator_tuned = True
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 << 20)
+    mallopt(m_trim_threshold, 1 << 30)
+
+
+_allocator_tuned = False
+
+
 def load_causal_lm(path: str, trust_remote_code: bool = False, precision: str = "auto") -> Any:
     from transformers import AutoModelForCausalLM
 
     device, dtype = pick_device_dtype(precision)
+    if device == "cpu":
+        keep_freed_memory()
     model = _from_pretrained(AutoModelForCausalLM, path, trust_remote_code, dtype=dtype, use_safetensors=True)
     return model.to(device).eval()
 

@@ -1,0 +1,58 @@
+"""BitsDropout: the LoRA dropout the hf trainer swaps in on CPU drops at the asked rate, keeps the mean,
+is off in eval mode, and replaces exactly peft's LoRA dropout modules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tuneshift_hf.dropout import BitsDropout, use_bits_dropout
+
+
+@pytest.mark.parametrize("p", [0.05, 0.1, 0.5])
+def test_drops_each_element_at_the_rate_and_keeps_the_mean(p):
+    torch.manual_seed(0)
+    drop = BitsDropout(p).train()
+    x = torch.ones(64, 4099)  # not a multiple of four: the last int64 is only partly used
+    y = drop(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - p) < 0.01
+    assert abs(y.mean().item() - 1.0) < 0.02  # inverted dropout: survivors scaled by 1 / (1 - p)
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / (1 - drop.threshold / 2**15)))
+    # each column and row is dropped alike: no 16-bit lane of the int64 is biased
+    lanes = (y == 0).float().view(-1)[: 64 * 4096].view(-1, 4).mean(0)
+    assert (lanes - p).abs().max().item() < 0.01
+
+
+def test_is_the_identity_in_eval_mode_and_for_p_zero():
+    x = torch.randn(8, 16)
+    assert BitsDropout(0.3).eval()(x) is x
+    assert BitsDropout(0.0).train()(x) is x
+
+
+def test_draws_differ_and_follow_the_seed():
+    drop = BitsDropout(0.2).train()
+    x = torch.ones(1000)
+    torch.manual_seed(1)
+    a = drop(x)
+    b = drop(x)
+    torch.manual_seed(1)
+    assert not torch.equal(a, b) and torch.equal(drop(x), a)
+
+
+def test_swaps_only_peft_lora_dropout_on_cpu(tiny):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny["target"]))
+    peft_model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, lora_dropout=0.05, task_type="CAUSAL_LM"))
+    before = sum(isinstance(m, torch.nn.Dropout) for m in peft_model.modules())
+    swapped = use_bits_dropout(peft_model)
+    assert swapped > 0
+    assert sum(isinstance(m, BitsDropout) for m in peft_model.modules()) == swapped
+    assert sum(isinstance(m, torch.nn.Dropout) for m in peft_model.modules()) == before - swapped
+    assert use_bits_dropout(peft_model) == 0  # already swapped
+    ids = torch.tensor([[1, 2, 3, 4]])
+    peft_model.train()
+    peft_model(input_ids=ids).logits.sum().backward()  # gradients flow through the swapped modules
+    assert any(p.grad is not None for n, p in peft_model.named_parameters() if "lora_" in n)
