@@ -176,6 +176,26 @@ def test_greedy_answers_are_deterministic_and_batch_independent(tiny):
     assert sum(x.text == ans for x, (_, ans) in zip(batched, FACTS[:4])) >= 2  # the teacher recalls facts
 
 
+def test_the_lm_head_gets_a_contiguous_input_while_generating(tiny):
+    """A strided head input makes torch's CPU matmul copy the frozen head weight per row (seconds per batch)."""
+    spec = ModelSpec(base=str(tiny["teacher_base"]), adapter=str(tiny["adapter"]))
+    prompts = [q for q, _ in FACTS[:3]] + ["Hi"]
+    a = answerer(spec, batch_size=4)
+    a.answer(spec, prompts[:1], Sampling(max_new_tokens=2))
+    head = loading.load(spec, "float32").model.get_output_embeddings()
+    seen: list[tuple[bool, int]] = []
+    spy = head.register_forward_hook(lambda module, args, out: seen.append((args[0].is_contiguous(), args[0].shape[1])))
+    try:
+        a.answer(spec, prompts, Sampling(max_new_tokens=3))
+    finally:
+        spy.remove()
+    assert seen and all(contiguous for contiguous, _ in seen)
+    assert not head._forward_pre_hooks  # the hook is gone after generating
+    with torch.inference_mode():  # without the hook, prefill's input is the strided last position
+        hidden = torch.zeros(4, 6, head.in_features)
+        assert not hidden[:, -1:, :].is_contiguous()
+
+
 def test_sampled_answers_depend_on_the_seed_only(tiny):
     spec = ModelSpec(base=str(tiny["teacher_base"]), adapter=str(tiny["adapter"]))
     prompts = [q for q, _ in FACTS[:5]] + ["Hi"]

@@ -12,6 +12,8 @@ answers, and the caller's global RNG is left as it was.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import Field
@@ -21,6 +23,26 @@ from tuneshift.api import Answer, Answerer, ModelSpec, Sampling
 from .batching import plan_batches
 from .formatting import end_of_turn, prompt_text
 from .precision import PrecisionOptions, bfloat16_matmuls, identity_with_precision
+
+
+@contextmanager
+def contiguous_head_input(model: Any) -> Iterator[None]:
+    """At prefill transformers gives the LM head the last position of each row, a strided 3-D view; torch's
+    CPU matmul of such a view with a frozen weight (every peft base) copies the whole head weight per row:
+    25 s for one batch of 16 through Gemma 3's 262k-row head in bfloat16, against 0.03 s for a contiguous
+    input. Copying the input (rows x hidden) first costs nothing."""
+    import torch
+
+    head = model.get_output_embeddings()
+    if head is None:
+        yield
+        return
+    handle = head.register_forward_pre_hook(
+        lambda module, args: tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args))
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 class HFAnswererOptions(PrecisionOptions):
@@ -99,7 +121,7 @@ class HFAnswerer(Answerer):
         if sampling.temperature > 0:
             kwargs = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
         stop = stop_ids(loaded)
-        with torch.inference_mode(), bfloat16_matmuls(loaded.model):
+        with torch.inference_mode(), bfloat16_matmuls(loaded.model), contiguous_head_input(loaded.model):
             output = loaded.model.generate(input_ids=input_ids, attention_mask=mask, use_cache=True,
                                            max_new_tokens=sampling.max_new_tokens, pad_token_id=pad,
                                            eos_token_id=stop or None, **kwargs)
