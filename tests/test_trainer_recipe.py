@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from tuneshift.api import Context, ModelSpec
 from tuneshift_hf.training import LoRATrainer, held_out_loss, split_held_out
@@ -85,3 +86,20 @@ def test_gradient_clipping_bounds_each_update(tiny, tmp_path):
         weights = load_file(str(out / "adapter_model.safetensors"))
         norms[name] = math.sqrt(sum(float((w.float() ** 2).sum()) for k, w in weights.items() if "lora_B" in k))
     assert norms["clipped"] < 1e-3 * norms["free"]
+
+
+def test_short_rows_train_with_eager_attention_on_cpu(tiny):
+    """sdpa's CPU kernels are slow for short rows; eager computes the same attention there."""
+    from transformers import AutoModelForCausalLM
+
+    from tuneshift_hf.training import EAGER_ATTENTION_MAX_TOKENS, short_rows_attention
+
+    long_model = AutoModelForCausalLM.from_pretrained(str(tiny["target"]), attn_implementation="sdpa")
+    short_rows_attention(long_model, [([1] * EAGER_ATTENTION_MAX_TOKENS, [2])])
+    assert long_model.config._attn_implementation == "sdpa"
+    model = AutoModelForCausalLM.from_pretrained(str(tiny["target"]), attn_implementation="sdpa")
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    before = model(input_ids=ids).logits
+    short_rows_attention(model, [([1] * 10, [2] * 5)])
+    assert model.config._attn_implementation == "eager"
+    assert torch.allclose(model(input_ids=ids).logits, before, atol=1e-5)

@@ -42,6 +42,10 @@ from .parallel import DataParallel
 from .precision import PrecisionOptions, identity_with_precision
 from .scoring import response_logprobs
 
+EAGER_ATTENTION_MAX_TOKENS = 192
+"""On CPU, rows up to this long train faster with eager attention than with sdpa's kernels (a short row's
+flash-attention backward is a fifth of a step; at 70 tokens eager is 3x faster, at 256 they are even)."""
+
 
 class LoRAOptions(PrecisionOptions):
     rank: int = Field(16, ge=1)
@@ -118,6 +122,15 @@ def epoch_batches(encoded: list[tuple[list[int], list[int]]], size: int, seed: i
     return out
 
 
+def short_rows_attention(model: Any, encoded: list[tuple[list[int], list[int]]]) -> None:
+    """Eager attention for a model on CPU whose rows are all short (the same attention, computed faster
+    there); the model is the trainer's own, loaded for this training."""
+    longest = max((len(p) + len(r) for p, r in encoded), default=0)
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    if on_cpu and longest <= EAGER_ATTENTION_MAX_TOKENS and model.config._attn_implementation == "sdpa":
+        model.set_attn_implementation("eager")
+
+
 class LoRATrainer(Trainer):
     name = "peft-lora"
     default = True
@@ -160,6 +173,7 @@ class LoRATrainer(Trainer):
             encoded.append((p, r))
             spans = pair.get("train_spans")
             weights.append(None if spans is None else span_weights(tok, pair["response"], spans, len(r)))
+        short_rows_attention(base, encoded)
         groups = [pair.get("group") for pair in pairs]
         train_rows, held_rows = split_held_out(len(encoded), o.held_out, o.seed, groups)
         groups = [groups[j] for j in train_rows]
