@@ -139,6 +139,27 @@ def test_first_load_converts_into_the_cache_and_the_second_reads_it(tiny_gguf, t
     assert torch.equal(logits(first.model, ids), logits(second.model, ids))
 
 
+def test_a_conversion_parses_the_gguf_once(tiny_gguf, monkeypatch):
+    """Config, weights and tokenizer each read the file; one parse serves them (11 s each for Gemma 3)."""
+    import gguf
+    from transformers import AutoTokenizer
+
+    parsed: list[str] = []
+    real = gguf.GGUFReader
+
+    class Counted(real):
+        def __init__(self, path, *args, **kwargs):
+            parsed.append(str(path))
+            super().__init__(path, *args, **kwargs)
+
+    monkeypatch.setattr(gguf, "GGUFReader", Counted)
+    loading.converted_gguf(str(tiny_gguf))
+    assert parsed == [str(tiny_gguf.resolve())]
+    assert gguf.GGUFReader is Counted  # put back as it was
+    AutoTokenizer.from_pretrained(str(tiny_gguf.parent), gguf_file=tiny_gguf.name)
+    assert len(parsed) == 2  # outside a conversion nothing is kept
+
+
 def test_cached_model_matches_the_gguf_and_the_original_exactly(tiny, tiny_gguf):
     from transformers import AutoModelForCausalLM
 
