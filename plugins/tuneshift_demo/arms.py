@@ -28,7 +28,7 @@ ARMS = ("zero_shot", "ceiling", "tuneshift", "no_filter", "seeds_only")
 
 def evaluate(state: State, target: str, adapter: str | None, evals: list[dict[str, str]], work: Path) -> dict[str, Any]:
     """The arm's accuracy on the held-out questions, answered by the chosen answerer (hf unless --plugin)."""
-    answerer = state.build("answerer", build_context(state, ModelSpec(base=target), work_dir=work), batch_size=16)
+    answerer = state.build("answerer", build_context(state, ModelSpec(base=target), work_dir=work), batch_size=32)
     answers = answerer.answer(
         ModelSpec(base=target, adapter=adapter), [e["prompt"] for e in evals], Sampling(max_new_tokens=24))
     flags = correct_flags([a.text for a in answers], [e["answer"] for e in evals])

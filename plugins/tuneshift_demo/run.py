@@ -26,12 +26,12 @@ from .judge import Judge
 from .teacher import RECIPE, build_teacher
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "quick": {"seeds": [0], "run": {"rounds": 4, "per_round": 24, "max_new_tokens": 48, "batch_size": 16,
+    "quick": {"seeds": [0], "run": {"rounds": 4, "per_round": 24, "max_new_tokens": 48, "batch_size": 32,
                                              "max_per_answer": 3},
               "deduper": {"threshold": 0.97}, "selector": {"use": "confident-gap"}, "selection_arms": False,
               "trainer": {"rank": 16, "alpha": 32, "dropout": 0.05, "learning_rate": 1e-3, "epochs": 5,
                           "batch_size": 16}},
-    "full": {"seeds": [0, 1, 2], "run": {"rounds": 6, "per_round": 48, "max_new_tokens": 48, "batch_size": 16,
+    "full": {"seeds": [0, 1, 2], "run": {"rounds": 6, "per_round": 48, "max_new_tokens": 48, "batch_size": 32,
                                            "max_per_answer": 3},
              "deduper": {"threshold": 0.97}, "selector": {"use": "confident-gap"}, "selection_arms": True,
              "trainer": {"rank": 16, "alpha": 32, "dropout": 0.05, "learning_rate": 1e-3, "epochs": 5,

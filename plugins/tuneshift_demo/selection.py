@@ -36,7 +36,7 @@ def selector(state: State, name: str, options: dict[str, Any], teacher: ModelSpe
     context that answers through the chosen answerer and scores through the chosen scorer."""
     cls = state.named("selector", name)
     ctx = build_context(state, teacher, work_dir=work)
-    answerer = state.build("answerer", ctx, batch_size=16)
+    answerer = state.build("answerer", ctx, batch_size=32)
     ctx.generate = answerer.answer
     return cls(cls.Options(**options), ctx)
 

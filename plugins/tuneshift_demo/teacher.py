@@ -50,7 +50,7 @@ def build_teacher(state: State, domain: Domain, base: str, cache: Path, progress
     summary_file = home / "teacher.json"
     greedy = Sampling(max_new_tokens=recipe["max_new_tokens"])
     ctx = build_context(state, ModelSpec(base=base), work_dir=cache, progress=progress)
-    answerer = state.build("answerer", ctx, batch_size=16)  # loads nothing until it answers
+    answerer = state.build("answerer", ctx, batch_size=32)  # loads nothing until it answers
     if summary_file.exists():
         summary = json.loads(summary_file.read_text())
         if "general_right" not in summary:  # cached before the known-answer check existed
