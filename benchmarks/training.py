@@ -29,11 +29,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def v_before(a: dict) -> dict:
-    """float32 as the trainer was before issue 17: torch's dropout mask and glibc's default allocator."""
-    from tuneshift_hf import loading, training
+    """float32 as the trainer was before issue 17: torch's dropout mask, glibc's default allocator, sdpa."""
+    from contextlib import nullcontext
 
-    loading._allocator_tuned = True  # keep_freed_memory() then leaves malloc as it is
-    training.use_bits_dropout = lambda model: 0
+    from tuneshift_hf import dropout, loading, training
+
+    loading.freed_memory_kept = nullcontext
+    dropout.use_bits_dropout = lambda model: 0
+    training.short_rows_attention = lambda model, encoded: None
     return v_train({**a, "precision": "float32"})
 
 

@@ -53,6 +53,9 @@ def test_report_json_matches_the_contract(demo):
     if c != z:
         assert report["recovery"] == pytest.approx((t - z) / (c - z))
     assert report["wall_seconds"] > 0 and report["peak_rss_mb"] > 0
+    stages = report["stage_seconds"]  # the stage profile, every stage the demo ran
+    assert {"teacher", "zero_shot seed 0", "tuneshift seed 1", "selection seed 0", "verification"} <= set(stages)
+    assert all(v >= 0 for v in stages.values()) and sum(stages.values()) <= report["wall_seconds"] + 1
     goals = report["goals"]  # every target beside its measured value
     assert goals["recovery"]["met"] == (report["recovery"] >= 0.8)
     assert goals["beats_no_filter"]["met"] == report["comparisons"]["no_filter"]["beats"]

@@ -64,7 +64,7 @@ def _general_right(teacher: dict[str, Any]) -> str:
 
 # The done-when targets of the demo (issues 5, 8 and 9), per preset.
 RECOVERY_TARGET = {"quick": 0.80, "full": 0.90}
-QUICK_WALL_SECONDS = 20 * 60
+QUICK_WALL_SECONDS = 12 * 60
 TEACHER_ACCURACY = 0.9
 SPEARMAN_TARGET = 0.8
 IN_LOOP_SHARE = 0.95

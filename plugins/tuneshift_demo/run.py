@@ -113,12 +113,14 @@ def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: 
               "seeds": str(out / "inputs" / "seeds.jsonl")}
     check_pipelines(inputs, seeds, settings, out, state)
     hook = state.observers
+    seconds: dict[str, float] = {}  # the stage profile: report.json's stage_seconds
 
     def stage(name: str, fn, describe) -> Any:
         hook.on_stage_start(stage=name, round=None, total=None)
         begun = time.time()
         result = fn()
-        hook.on_stage_end(stage=name, round=None, counts=describe(result), seconds=time.time() - begun)
+        seconds[name] = round(time.time() - begun, 1)
+        hook.on_stage_end(stage=name, round=None, counts=describe(result), seconds=seconds[name])
         return result
 
     teacher = stage("teacher", lambda: build_teacher(state, domain, models["teacher_base"], cache, recipe=teacher_recipe),
@@ -154,6 +156,7 @@ def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: 
     summary["per_relation"] = reporting.per_relation(evals, results)
     summary["verification"] = verification.summarise(results, checks)
     summary["selection"] = selection.summarise(replayed, trained)
+    summary["stage_seconds"] = seconds
     runs = [out / "arms" / f"tuneshift-s{s}" / "run" for s in seeds]
     reporting.write(out, summary, runs)
     (out / "teacher.json").write_text(json.dumps(teacher, indent=2))

@@ -224,36 +224,44 @@ def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
     return tok
 
 
-def keep_freed_memory() -> None:
-    """Let glibc keep the memory torch frees. It hands every freed block over its mmap threshold back
-    to the kernel, and most of torch's CPU tensors are such blocks, so every step paid page faults on
-    fresh zeroed pages: a third of a training step on 2 cores was the kernel's. The threshold at its
-    32 MiB maximum and no trimming keep that memory for the next step (peak RSS does not grow: the
-    same blocks are reused). Once per process, Linux with glibc only."""
-    global _allocator_tuned
-    if _allocator_tuned or not sys.platform.startswith("linux"):
+@contextmanager
+def freed_memory_kept() -> Iterator[None]:
+    """While training on CPU, let glibc keep the memory torch frees. glibc hands every freed block over its
+    mmap threshold back to the kernel, and most of a step's tensors are such blocks, so every step paid
+    page faults on fresh zeroed pages: a third of a training step on 2 cores was the kernel's. Inside, the
+    threshold is at its 32 MiB maximum and nothing is trimmed (the same blocks are reused step after step,
+    so peak RSS does not grow); after, the free memory goes back and glibc's defaults return, so scoring
+    and generation keep their own peak. Linux with glibc only; elsewhere nothing changes."""
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
+        yield
         return
-    _allocator_tuned = True
+    m_trim_threshold, m_mmap_threshold, default = -1, -3, 128 << 10
+    mallopt(m_mmap_threshold, 32 << 20)
+    mallopt(m_trim_threshold, 1 << 30)
+    try:
+        yield
+    finally:
+        mallopt(m_mmap_threshold, default)
+        mallopt(m_trim_threshold, default)
+        _glibc("malloc_trim")(0)
+
+
+def _glibc(name: str) -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
     import ctypes
 
     try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
+        return getattr(ctypes.CDLL("libc.so.6"), name)
     except (OSError, AttributeError):  # not glibc
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mallopt(m_mmap_threshold, 32 << 20)
-    mallopt(m_trim_threshold, 1 << 30)
-
-
-_allocator_tuned = False
+        return None
 
 
 def load_causal_lm(path: str, trust_remote_code: bool = False, precision: str = "auto") -> Any:
     from transformers import AutoModelForCausalLM
 
     device, dtype = pick_device_dtype(precision)
-    if device == "cpu":
-        keep_freed_memory()
     model = _from_pretrained(AutoModelForCausalLM, path, trust_remote_code, dtype=dtype, use_safetensors=True)
     return model.to(device).eval()
 

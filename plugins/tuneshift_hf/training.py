@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,7 +37,6 @@ from pydantic import Field, field_validator
 
 from tuneshift.api import ModelSpec, RunError, Trainer, fingerprint
 
-from .dropout import use_bits_dropout
 from .formatting import encode_pair, span_weights
 from .parallel import DataParallel
 from .precision import PrecisionOptions, identity_with_precision
@@ -153,7 +153,8 @@ class LoRATrainer(Trainer):
         import torch
         from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
-        from .loading import load_causal_lm, load_tokenizer
+        from .dropout import use_bits_dropout
+        from .loading import freed_memory_kept, load_causal_lm, load_tokenizer
 
         o = self.options
         parallel = DataParallel()  # first: it picks this process's device before the model loads
@@ -202,52 +203,53 @@ class LoRATrainer(Trainer):
                     first_epoch = o.epochs
         wrapped = parallel.wrap(peft_model)
         started = time.perf_counter()
-        for epoch in range(first_epoch, o.epochs):
-            peft_model.train()
-            # dropout of epoch k is the same whether resumed or not (and differs between processes)
-            torch.manual_seed(o.seed * 1000 + epoch + 1_000_003 * parallel.rank)
-            batches = epoch_batches(encoded, o.batch_size, o.seed * 1000 + epoch, groups)
-            epoch_loss = 0.0
-            for i, batch in enumerate(batches):
-                step = (i + 1) % o.grad_accumulation == 0 or i == len(batches) - 1
-                mine = parallel.shard(batch)
-                rows = [encoded[j] for j in mine or batch[:1]]  # an empty shard still joins the all-reduce
-                with parallel.no_sync(wrapped, sync=step):
-                    # the LM head runs on response tokens only: the loss is their mean negative log-likelihood
-                    logprobs = response_logprobs(peft_model, tok.pad_token_id, rows, wrapper=wrapped)
-                    row_weights = [torch.tensor(weights[j]) for j in mine or batch[:1]] if weighted else None
-                    loss, batch_loss = parallel.loss(logprobs, counted=bool(mine), weights=row_weights)
-                    self._finite("loss", batch_loss, f"at epoch {epoch + 1}, step {i + 1}")
-                    (loss / o.grad_accumulation).backward()
-                if step:  # also after the epoch's last, incomplete accumulation
-                    norm = torch.nn.utils.clip_grad_norm_(trainable, o.max_grad_norm or float("inf"))  # inf: measures
-                    self._finite("gradient norm", norm.item(), f"at epoch {epoch + 1}, step {i + 1}")
-                    optimiser.step()
-                    optimiser.zero_grad()
-                    if scheduler is not None:
-                        scheduler.step()
-                epoch_loss += batch_loss
-            losses.append(epoch_loss / max(len(batches), 1))
-            stopped = False
-            if held:  # the epoch's held-out loss: keep the best adapter, stop once it no longer falls
-                held_losses.append(held_out_loss(peft_model, tok.pad_token_id, held, o.batch_size))
-                if best is None or held_losses[-1] < best["loss"]:
-                    best = {"loss": held_losses[-1], "epoch": epoch,
-                            "adapter": {k: v.detach().clone() for k, v in get_peft_model_state_dict(peft_model).items()}}
-                else:
-                    stopped = True
-            self.context.progress(1)
-            if parallel.is_main:
-                ckpt.parent.mkdir(parents=True, exist_ok=True)
-                torch.save({"job": job, "epoch": epoch, "losses": losses, "optimiser": optimiser.state_dict(),
-                            "adapter": get_peft_model_state_dict(peft_model), "held_losses": held_losses,
-                            "best": best, "stopped": stopped,
-                            "scheduler": scheduler.state_dict() if scheduler is not None else None},
-                           str(ckpt) + ".tmp")
-                Path(str(ckpt) + ".tmp").replace(ckpt)
-            parallel.barrier()
-            if stopped:
-                break
+        with freed_memory_kept() if base.device.type == "cpu" else nullcontext():
+            for epoch in range(first_epoch, o.epochs):
+                peft_model.train()
+                # dropout of epoch k is the same whether resumed or not (and differs between processes)
+                torch.manual_seed(o.seed * 1000 + epoch + 1_000_003 * parallel.rank)
+                batches = epoch_batches(encoded, o.batch_size, o.seed * 1000 + epoch, groups)
+                epoch_loss = 0.0
+                for i, batch in enumerate(batches):
+                    step = (i + 1) % o.grad_accumulation == 0 or i == len(batches) - 1
+                    mine = parallel.shard(batch)
+                    rows = [encoded[j] for j in mine or batch[:1]]  # an empty shard still joins the all-reduce
+                    with parallel.no_sync(wrapped, sync=step):
+                        # the LM head runs on response tokens only: the loss is their mean negative log-likelihood
+                        logprobs = response_logprobs(peft_model, tok.pad_token_id, rows, wrapper=wrapped)
+                        row_weights = [torch.tensor(weights[j]) for j in mine or batch[:1]] if weighted else None
+                        loss, batch_loss = parallel.loss(logprobs, counted=bool(mine), weights=row_weights)
+                        self._finite("loss", batch_loss, f"at epoch {epoch + 1}, step {i + 1}")
+                        (loss / o.grad_accumulation).backward()
+                    if step:  # also after the epoch's last, incomplete accumulation
+                        norm = torch.nn.utils.clip_grad_norm_(trainable, o.max_grad_norm or float("inf"))  # inf: measures
+                        self._finite("gradient norm", norm.item(), f"at epoch {epoch + 1}, step {i + 1}")
+                        optimiser.step()
+                        optimiser.zero_grad()
+                        if scheduler is not None:
+                            scheduler.step()
+                    epoch_loss += batch_loss
+                losses.append(epoch_loss / max(len(batches), 1))
+                stopped = False
+                if held:  # the epoch's held-out loss: keep the best adapter, stop once it no longer falls
+                    held_losses.append(held_out_loss(peft_model, tok.pad_token_id, held, o.batch_size))
+                    if best is None or held_losses[-1] < best["loss"]:
+                        best = {"loss": held_losses[-1], "epoch": epoch,
+                                "adapter": {k: v.detach().clone() for k, v in get_peft_model_state_dict(peft_model).items()}}
+                    else:
+                        stopped = True
+                self.context.progress(1)
+                if parallel.is_main:
+                    ckpt.parent.mkdir(parents=True, exist_ok=True)
+                    torch.save({"job": job, "epoch": epoch, "losses": losses, "optimiser": optimiser.state_dict(),
+                                "adapter": get_peft_model_state_dict(peft_model), "held_losses": held_losses,
+                                "best": best, "stopped": stopped,
+                                "scheduler": scheduler.state_dict() if scheduler is not None else None},
+                               str(ckpt) + ".tmp")
+                    Path(str(ckpt) + ".tmp").replace(ckpt)
+                parallel.barrier()
+                if stopped:
+                    break
         if best is not None and best["epoch"] != len(losses) - 1:
             set_peft_model_state_dict(peft_model, best["adapter"])  # the epoch the held-out slice chose
         if not all(bool(torch.isfinite(p).all()) for p in trainable):

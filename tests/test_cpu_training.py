@@ -1,12 +1,16 @@
-"""BitsDropout: the LoRA dropout the hf trainer swaps in on CPU drops at the asked rate, keeps the mean,
-is off in eval mode, and replaces exactly peft's LoRA dropout modules."""
+"""What the hf trainer does differently on CPU: BitsDropout (drops at the asked rate, keeps the mean, is off
+in eval mode, replaces exactly peft's LoRA dropout modules) and glibc keeping freed memory while it trains."""
 
 from __future__ import annotations
+
+import resource
+import sys
 
 import pytest
 import torch
 
 from tuneshift_hf.dropout import BitsDropout, use_bits_dropout
+from tuneshift_hf.loading import freed_memory_kept
 
 
 @pytest.mark.parametrize("p", [0.05, 0.1, 0.5])
@@ -56,3 +60,17 @@ def test_swaps_only_peft_lora_dropout_on_cpu(tiny):
     peft_model.train()
     peft_model(input_ids=ids).logits.sum().backward()  # gradients flow through the swapped modules
     assert any(p.grad is not None for n, p in peft_model.named_parameters() if "lora_" in n)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_freed_memory_is_kept_while_training_and_given_back_after():
+    def faults_of_reallocating() -> int:
+        torch.ones(4 << 20)  # 16 MiB, freed at once
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        torch.ones(4 << 20)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    with freed_memory_kept():
+        inside = faults_of_reallocating()
+    after = faults_of_reallocating()
+    assert inside < 256 < after  # 16 MiB is 4096 pages: kept, the block is reused; after, mapped afresh
