@@ -109,7 +109,7 @@ def v_tuneshift(a: dict) -> dict:
     started = time.perf_counter()
     scores = scorer.score(spec, pairs)
     seconds = time.perf_counter() - started
-    tok = loading.load(spec).tokenizer
+    tok = loading.load(spec, options.precision).tokenizer  # the loaded model: auto would load a second copy
     encoded = [encode_pair(tok, p, r) for p, r in pairs]
     lengths = [len(p) + len(r) for p, r in encoded]
     padded = sum(len(b) * max(lengths[i] for i in b) * 2
