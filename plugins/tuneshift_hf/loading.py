@@ -230,21 +230,21 @@ def freed_memory_kept() -> Iterator[None]:
     mmap threshold back to the kernel, and most of a step's tensors are such blocks, so every step paid
     page faults on fresh zeroed pages: a third of a training step on 2 cores was the kernel's. Inside, the
     threshold is at its 32 MiB maximum and nothing is trimmed (the same blocks are reused step after step,
-    so peak RSS does not grow); after, the free memory goes back and glibc's defaults return, so scoring
-    and generation keep their own peak. Linux with glibc only; elsewhere nothing changes."""
+    so peak RSS does not grow); after, what is free beyond 64 MiB goes back to the kernel, and the
+    thresholds stay where glibc's own dynamic ones settle once large blocks are freed (32 MiB, trim at
+    twice that; setting them once ends glibc's adjusting). Linux with glibc only; elsewhere nothing."""
     mallopt = _glibc("mallopt")
     if mallopt is None:
         yield
         return
-    m_trim_threshold, m_mmap_threshold, default = -1, -3, 128 << 10
-    mallopt(m_mmap_threshold, 32 << 20)
+    m_trim_threshold, m_mmap_threshold, largest = -1, -3, 32 << 20
+    mallopt(m_mmap_threshold, largest)
     mallopt(m_trim_threshold, 1 << 30)
     try:
         yield
     finally:
-        mallopt(m_mmap_threshold, default)
-        mallopt(m_trim_threshold, default)
-        _glibc("malloc_trim")(0)
+        mallopt(m_trim_threshold, 2 * largest)
+        _glibc("malloc_trim")(2 * largest)
 
 
 def _glibc(name: str) -> Any:
