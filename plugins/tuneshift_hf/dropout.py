@@ -1,10 +1,11 @@
-"""LoRA dropout whose mask costs a tenth as much on CPU.
+"""LoRA dropout whose mask is cheaper to draw on CPU.
 
 torch's CPU dropout draws one Bernoulli sample per element, and peft applies
 it to the whole input of every LoRA module: a fifth of a training step on 2
 cores (630 draws of about 7 ms in one epoch of the training benchmark). This
 one fills int64s with random bits and reads them as 16-bit numbers, four per
-draw: the same inverted dropout, each element dropped independently with
+draw (measured: forward and backward 2-2.6x faster than torch's; still 13 % of
+a bfloat16 step, mostly the compare and fill): the same inverted dropout, each element dropped independently with
 probability round(p * 2^15) / 2^15 (0.05 becomes 0.049988). CUDA's fused
 dropout is fast, so it is only swapped in on CPU.
 """

@@ -164,7 +164,7 @@ class LoRATrainer(Trainer):
         lora = LoraConfig(r=o.rank, lora_alpha=o.alpha, lora_dropout=o.dropout, target_modules=o.target_modules,
                           bias="none", task_type="CAUSAL_LM")
         peft_model = get_peft_model(base, lora, autocast_adapter_dtype=True)  # float32 LoRA on bf16 weights
-        use_bits_dropout(peft_model)  # on CPU: the same dropout, its mask a tenth as dear
+        use_bits_dropout(peft_model)  # on CPU: the same dropout, a cheaper mask
         encoded, weights = [], []
         for pair in pairs:
             p, r = encode_pair(tok, pair["prompt"], pair["response"], add_eos=True)
