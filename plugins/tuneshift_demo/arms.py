@@ -65,6 +65,7 @@ def pipeline_config(inputs: dict[str, str], seed: int, settings: dict[str, Any],
         "scorer": {"token_logprobs": True},  # token-excess replays on the pool need them
         "selector": selector,
         "trainer": {**settings["trainer"], "seed": seed},
+        **({"augment": dict(settings["augment"])} if settings.get("augment") and not keep_all else {}),
     }
 
 
