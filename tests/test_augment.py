@@ -81,3 +81,31 @@ def test_the_consistent_selector_drops_answers_that_change_with_the_phrasing(tin
             assert c["reason"].startswith("inconsistent: ") and "of 2 rephrasings answered alike" in c["reason"]
     report = json.loads((out / "report.json").read_text())
     assert report["selection"]["selector"] == "consistent" and report["selection"]["base"] == "ppl-ratio"
+
+
+def test_sampled_answers_count_like_phrasings_each_sample_with_its_own_seed():
+    """`samples`: the question itself answered N times at a temperature, one call per sample (the run's cache
+    keys answers by prompt and sampling, so one seed for all would give one answer N times)."""
+    from tuneshift.api import Answer, Candidate, Context, ModelSpec
+    from tuneshift_select.consistent import Consistent
+    from tuneshift_select.gap import PplRatio
+
+    calls = []
+
+    def generate(model, prompts, sampling):
+        calls.append(sampling)
+        if sampling.temperature == 0:  # the phrasings: always the kept answer
+            return [Answer("Ada was born in Zarmar.") for _ in prompts]
+        return [Answer("Ada was born in Zarmar." if sampling.seed % 2 else "Ada was born in Quelnev.") for _ in prompts]
+
+    teacher = ModelSpec(base="teacher")
+    ctx = Context(teacher=teacher, target=None, seed=3, work_dir=".", generate=generate)
+    selector = Consistent(Consistent.Options(base="ppl-ratio", rephrasings=2, samples=2, min_consistent=1.0), ctx)
+    selector._inner = PplRatio(PplRatio.Options(threshold=1e-9), ctx)
+    cand = Candidate(id=1, round=0, prompt="Where was Ada born?", origin="seed", response="Ada was born in Zarmar.",
+                     nll_finetuned=0.1, nll_base=2.0)
+    [decision] = selector.decide([cand], [])
+    sampled = [s for s in calls if s.temperature > 0]
+    assert [s.seed for s in sampled] == [3001, 3002] and all(s.temperature == 0.7 for s in sampled)
+    assert not decision.keep and decision.extra["consistency"] == 0.75  # 2 phrasings + 1 of 2 samples agree
+    assert decision.reason == "inconsistent: 3 of 4 rephrasings and samples answered alike"
