@@ -27,7 +27,11 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         "guess_baseline": report.get("guess_baseline"), "verification_spearman": verification.get("spearman"),
         "goals": {name: {"value": g["value"], "target": g["target"], "met": g["met"]}
                   for name, g in report.get("goals", {}).items()},
+        "ablations": report.get("ablations") or {},
+        "kept_set": {k: ((report.get("selection") or {}).get(f"tuneshift_arm_{k}") or {}).get("mean")
+                     for k in ("false_keep_rate", "right_facts")},
         "wall_seconds": report["wall_seconds"], "peak_rss_mb": report["peak_rss_mb"],
+        "stage_seconds": report.get("stage_seconds") or {},
     }
 
 

@@ -5,6 +5,7 @@ ceiling     trained on the private set (the upper bound)
 tuneshift   the full pipeline from the seeds, teacher and base only
 no_filter   the same generator, as many pairs as tuneshift kept, drawn without the perplexity filter
 seeds_only  the teacher's answers to the seeds alone
+tuneshift_<name>  an ablation: the tuneshift arm with settings["ablations"][name] replacing those sections
 Every arm uses the same trainer options; results are cached per arm and seed so a rerun resumes.
 """
 
@@ -24,6 +25,16 @@ from tuneshift.api import run_pipeline as api_run_pipeline
 from .checking import correct_flags
 
 ARMS = ("zero_shot", "ceiling", "tuneshift", "no_filter", "seeds_only")
+
+
+def arms_of(settings: dict[str, Any]) -> tuple[str, ...]:
+    """The arms a preset runs: the five, then one per ablation (what each part of the method adds)."""
+    return ARMS + tuple(f"tuneshift_{name}" for name in settings.get("ablations") or {})
+
+
+def ablated(settings: dict[str, Any], arm: str) -> dict[str, Any]:
+    """The settings of an ablation arm: the preset's, with the ablation's sections in place of its own."""
+    return {**settings, **settings["ablations"][arm.removeprefix("tuneshift_")]}
 
 
 def evaluate(state: State, target: str, adapter: str | None, evals: list[dict[str, str]], work: Path) -> dict[str, Any]:
@@ -84,9 +95,11 @@ def check_pipelines(inputs: dict[str, str], seeds: list[int], settings: dict[str
     fine-tuned model here. Everything else (paths read back from the arm's folder, seeds, plugin
     names and options, the implementations' own checks) fails now, in seconds, not after the teacher.
     """
+    crawls = [("tuneshift", False), ("no_filter", True)] + [(a, False) for a in arms_of(settings)[len(ARMS):]]
     for seed in seeds:
-        for arm, keep_all in (("tuneshift", False), ("no_filter", True)):
-            config = pipeline_config({**inputs, "teacher_adapter": inputs["teacher_base"]}, seed, settings, keep_all)
+        for arm, keep_all in crawls:
+            chosen = ablated(settings, arm) if arm.startswith("tuneshift_") else settings
+            config = pipeline_config({**inputs, "teacher_adapter": inputs["teacher_base"]}, seed, chosen, keep_all)
             config["teacher"] = {"base": inputs["teacher_base"], "finetuned": inputs["teacher_base"]}
             folder = out / "arms" / f"{arm}-s{seed}" / ("crawl" if keep_all else "")
             check_pipeline(state, write_config(config, folder, "preflight.toml"), folder / "run")
@@ -108,8 +121,9 @@ def run_arm(arm: str, seed: int, ctx: dict[str, Any]) -> dict[str, Any]:
     if arm == "ceiling":
         adapter = train(ctx["state"], inputs["target"], ctx["private"], out, settings["trainer"], seed, ctx["progress"])
         extra["dataset_size"] = len(ctx["private"])
-    elif arm == "tuneshift":
-        report = run_pipeline(pipeline_config(inputs, seed, settings, keep_all=False), out, ctx["state"])
+    elif arm == "tuneshift" or arm.startswith("tuneshift_"):
+        chosen = settings if arm == "tuneshift" else ablated(settings, arm)
+        report = run_pipeline(pipeline_config(inputs, seed, chosen, keep_all=False), out, ctx["state"])
         adapter, extra = str(out / "run" / "adapter"), {"dataset_size": report["dataset_size"],
                                                          "rounds": report["rounds"]}
     elif arm == "no_filter":

@@ -61,18 +61,22 @@ class Judge:
                 return relation
         return None
 
+    def fact(self, prompt: str) -> Fact | None:
+        """The fact a question asks: its first named entity that the question's relation fits."""
+        for subject in self.mentioned(prompt):
+            relation = self.relation(prompt, self.domain.entities[subject])
+            if relation and (subject, relation) in self.facts:
+                return self.facts[(subject, relation)]
+        return None
+
     def __call__(self, prompt: str, answer: str | None) -> str:
         """"right", "wrong" or "unjudged"."""
-        names = self.mentioned(prompt)
-        if not names:
+        if not self.mentioned(prompt):
             return "wrong"  # asks about an entity that does not exist
-        for subject in names:  # the first name that the question's relation fits is its subject
-            relation = self.relation(prompt, self.domain.entities[subject])
-            fact = self.facts.get((subject, relation)) if relation else None
-            if fact is not None:
-                items = re.split(r", | and ", fact.value)
-                said = normalise(answer or "")
-                return "right" if all(normalise(i) in said for i in items) else "wrong"
+        if (fact := self.fact(prompt)) is not None:
+            items = re.split(r", | and ", fact.value)
+            said = normalise(answer or "")
+            return "right" if all(normalise(i) in said for i in items) else "wrong"
         text = prompt.lower()
         if any(c in text for cues in CUES.values() for c in cues):
             return "wrong"  # a fact that does not exist ("When did <a department> join?"): an answer is made up

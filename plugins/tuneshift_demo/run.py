@@ -19,7 +19,7 @@ from tuneshift.api import State, UsageError, claim, write_jsonl
 
 from . import report as reporting
 from . import selection, verification
-from .arms import ARMS, check_pipelines, run_arm
+from .arms import arms_of, check_pipelines, run_arm
 from .checking import guess_accuracy
 from .domain import PRESETS, build
 from .judge import Judge
@@ -29,6 +29,15 @@ TRAINER: dict[str, Any] = {"rank": 16, "alpha": 32, "dropout": 0.05, "learning_r
                            "batch_size": 16, "warmup_ratio": 0.1, "schedule": "cosine", "max_grad_norm": 1.0}
 """Every arm's recipe, the ceiling's too, so the ceiling is the target's real upper bound. 5 epochs at a
 constant rate had learnt the private set only in part (docs/demo.md: ceiling 0.500 against 0.844)."""
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "old_recipe": {"trainer": {**{k: v for k, v in TRAINER.items() if k != "max_grad_norm"}, "epochs": 5,
+                               "warmup_ratio": 0.0, "schedule": "constant"}},  # no clipping
+    "augmented": {"augment": {"enabled": True, "rephrasings": 4}},
+    "consistent": {"selector": {"use": "consistent", "rephrasings": 2}},
+}
+"""The full preset's ablation arms (tuneshift_<name>): the tuneshift arm with one part changed, so the report
+shows what each adds. The shipped method leaves augmentation and the consistency check off (docs/demo.md:
+on the quick preset neither added accuracy), so those two arms add them rather than take them away."""
 SETTINGS: dict[str, dict[str, Any]] = {
     "quick": {"seeds": [0], "run": {"rounds": 4, "per_round": 24, "max_new_tokens": 48, "batch_size": 32,
                                              "max_per_answer": 3},
@@ -37,7 +46,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "full": {"seeds": [0, 1, 2], "run": {"rounds": 6, "per_round": 48, "max_new_tokens": 48, "batch_size": 32,
                                            "max_per_answer": 3},
              "deduper": {"threshold": 0.97}, "selector": {"use": "confident-gap"}, "selection_arms": True,
-             "trainer": TRAINER},
+             "trainer": TRAINER, "ablations": ABLATIONS},
 }
 
 
@@ -133,9 +142,10 @@ def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: 
            "private": [{"prompt": r["prompt"], "response": r["response"]} for r in private],
            "inputs": {**inputs, "teacher_adapter": teacher["adapter"]},
            "progress": lambda n: hook.on_progress(stage="train", advance=n)}
-    results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
+    arms = arms_of(settings)
+    results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
     for seed in seeds:
-        for arm in ARMS:
+        for arm in arms:
             result = stage(f"{arm} seed {seed}", lambda: run_arm(arm, seed, ctx),
                            lambda r: {"accuracy": r["accuracy"], **({"pairs": r["dataset_size"]}
                                                                      if "dataset_size" in r else {})})
@@ -150,7 +160,7 @@ def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: 
             trained.append(stage(f"selection arms seed {seed}", lambda: selection.train_arms(seed, ctx, replay, judge),
                                  lambda r: {m: round(v["accuracy"], 3) for m, v in r.items()}))
             release_models()
-    checks = stage("verification", lambda: verification.verify_arms(ARMS, seeds, ctx, release_models),
+    checks = stage("verification", lambda: verification.verify_arms(arms, seeds, ctx, release_models),
                    lambda c: {"arms": len(c)})
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     summary = reporting.summarise(preset, seeds, teacher, results, time.time() - started, peak)

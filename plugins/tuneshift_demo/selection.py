@@ -64,10 +64,13 @@ def replay(seed: int, ctx: dict[str, Any], judge: Judge) -> dict[str, Any]:
         methods[name] = {"kept": len(kept), "kept_ids": kept,
                          "false_keep_rate": false_keep_rate([verdicts[i] for i in kept]), **chosen.summary()}
     tuneshift_rows = read_jsonl(ctx["out"] / "arms" / f"tuneshift-s{seed}" / "run" / "candidates.jsonl")
-    tuneshift_kept = [judge(r["prompt"], r["response"]) for r in tuneshift_rows if r["fate"] == "kept"]
+    kept_rows = [r for r in tuneshift_rows if r["fate"] == "kept"]
+    tuneshift_kept = [judge(r["prompt"], r["response"]) for r in kept_rows]
+    right_facts = {judge.fact(r["prompt"]) for r, v in zip(kept_rows, tuneshift_kept) if v == "right"} - {None}
     result = {"pool": len(candidates), "verdicts": _count(verdicts.values()), "methods": methods,
               "sweep": [_at_tau(candidates, verdicts, tau) for tau in SWEEP],
-              "tuneshift_arm": {"kept": len(tuneshift_kept), "false_keep_rate": false_keep_rate(tuneshift_kept)}}
+              "tuneshift_arm": {"kept": len(tuneshift_kept), "false_keep_rate": false_keep_rate(tuneshift_kept),
+                                "right_facts": len(right_facts)}}
     write_json(done, result)
     return result
 
@@ -137,6 +140,7 @@ def summarise(per_seed: list[dict[str, Any]], trained: list[dict[str, Any]]) -> 
             "pool": [s["pool"] for s in per_seed], "verdicts": [s["verdicts"] for s in per_seed],
             "sweep": per_seed[0]["sweep"] if per_seed else [],
             "tuneshift_arm_false_keep_rate": stats([s["tuneshift_arm"]["false_keep_rate"] for s in per_seed]),
+            "tuneshift_arm_right_facts": stats([s["tuneshift_arm"].get("right_facts") for s in per_seed]),
             "equal_size_training": bool(trained)}
 
 
@@ -159,7 +163,8 @@ def markdown(report: dict[str, Any]) -> list[str]:
         verdict = {True: "beats it", False: "does not beat it", None: "one seed: no verdict"}[v["beats"]]
         lines.append(f"\n- {name} vs the paper's tau 1.5 at equal size: margin {v['margin']:+.3f}, twice the std "
                      f"{v['twice_std']:.3f}: {verdict}.")
-    lines.append(f"\nThe tuneshift arm's own kept set: false-keep rate {fmt(sel['tuneshift_arm_false_keep_rate'])}.")
+    lines.append(f"\nThe tuneshift arm's own kept set: false-keep rate {fmt(sel['tuneshift_arm_false_keep_rate'])}, "
+                 f"distinct facts judged right {fmt(sel.get('tuneshift_arm_right_facts'))}.")
     return lines
 
 

@@ -26,8 +26,8 @@ def adapter_of(out: Path, arm: str, seed: int) -> str | None:
     """Where run_arm left the arm's adapter (zero_shot has none: the untrained target)."""
     if arm == "zero_shot":
         return None
-    if arm == "tuneshift":
-        return str(out / "arms" / f"tuneshift-s{seed}" / "run" / "adapter")
+    if arm == "tuneshift" or arm.startswith("tuneshift_"):
+        return str(out / "arms" / f"{arm}-s{seed}" / "run" / "adapter")
     return str(out / "arms" / f"{arm}-s{seed}" / "adapter")
 
 
