@@ -158,7 +158,7 @@ def test_verification_is_set_beside_the_truth(demo):
     """Every arm verified on its seed's tuneshift held-out prompts; agreement and its rank correlation reported."""
     out, report, _ = demo
     v = report["verification"]
-    assert v["points"] == 10 and set(v["arms"]) == set(report["arms"]) and v["measure"] == "agreement"
+    assert v["points"] == 2 * len(report["arms"]) and set(v["arms"]) == set(report["arms"]) and v["measure"] == "agreement"
     for row in v["arms"].values():
         assert len(row["per_seed"]) == 2 and all(0 <= a <= 1 for a in row["per_seed"]) and row["held_out"] > 0
     assert v["spearman"] is None or -1 <= v["spearman"] <= 1
@@ -252,5 +252,5 @@ def test_rerun_resumes_from_cached_arms(demo, tiny):
     again = run_demo(State(Registry(), []), "quick", out, None, models=models, settings=TINY_SETTINGS,
                      teacher_recipe=TINY_RECIPE, domain_size=SIZE)
     assert again["arms"] == report["arms"]
-    # five arms and four selection methods, two seeds each
-    assert len(stamps) == 10 + 8 and all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # nothing retrained
+    # five arms, one ablation and four selection methods, two seeds each
+    assert len(stamps) == 12 + 8 and all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # nothing retrained
