@@ -3,13 +3,13 @@
     python benchmarks/demo.py [--preset quick|full] [--out DIR] [--seeds N]
     python benchmarks/demo.py --report DIR/report.json
 
-
 Runs `tuneshift demo` (every step cached under DIR and $TUNESHIFT_CACHE, so a
 finished DIR only reads back) and prints each target beside its measured value
 and whether it is met. A rerun on a finished DIR rewrites its report.json with
 the rerun's own wall time and stage seconds (seconds, as cached steps cost
-nothing): `--report` reads a cold run's report.json as it was instead. The comparisons are within the run: tuneshift against
-its own floor, ceiling and ablations, trained on the same machine.
+nothing): `--report` prints a cold run's report.json as it was, running
+nothing. The comparisons are within the run: tuneshift against its own floor,
+ceiling and ablations, trained on the same machine.
 """
 
 from __future__ import annotations

@@ -27,14 +27,29 @@ from .checking import correct_flags
 ARMS = ("zero_shot", "ceiling", "tuneshift", "no_filter", "seeds_only")
 
 
+ABLATION = "tuneshift_"
+
+
+def ablation_arms(settings: dict[str, Any]) -> tuple[str, ...]:
+    """One arm per ablation of the preset (what each part of the method adds)."""
+    return tuple(f"{ABLATION}{name}" for name in settings.get("ablations") or {})
+
+
 def arms_of(settings: dict[str, Any]) -> tuple[str, ...]:
-    """The arms a preset runs: the five, then one per ablation (what each part of the method adds)."""
-    return ARMS + tuple(f"tuneshift_{name}" for name in settings.get("ablations") or {})
+    """The arms a preset runs: the five, then its ablations."""
+    return ARMS + ablation_arms(settings)
 
 
-def ablated(settings: dict[str, Any], arm: str) -> dict[str, Any]:
-    """The settings of an ablation arm: the preset's, with the ablation's sections in place of its own."""
-    return {**settings, **settings["ablations"][arm.removeprefix("tuneshift_")]}
+def runs_pipeline(arm: str) -> bool:
+    """Whether the arm is a `tuneshift run` of its own (the tuneshift arm and its ablations)."""
+    return arm == "tuneshift" or arm.startswith(ABLATION)
+
+
+def settings_for(settings: dict[str, Any], arm: str) -> dict[str, Any]:
+    """The arm's settings: the preset's, with an ablation's sections in place of the preset's own."""
+    if not arm.startswith(ABLATION):
+        return settings
+    return {**settings, **settings["ablations"][arm.removeprefix(ABLATION)]}
 
 
 def evaluate(state: State, target: str, adapter: str | None, evals: list[dict[str, str]], work: Path) -> dict[str, Any]:
@@ -95,11 +110,11 @@ def check_pipelines(inputs: dict[str, str], seeds: list[int], settings: dict[str
     fine-tuned model here. Everything else (paths read back from the arm's folder, seeds, plugin
     names and options, the implementations' own checks) fails now, in seconds, not after the teacher.
     """
-    crawls = [("tuneshift", False), ("no_filter", True)] + [(a, False) for a in arms_of(settings)[len(ARMS):]]
+    crawls = [("tuneshift", False), ("no_filter", True)] + [(a, False) for a in ablation_arms(settings)]
     for seed in seeds:
         for arm, keep_all in crawls:
-            chosen = ablated(settings, arm) if arm.startswith("tuneshift_") else settings
-            config = pipeline_config({**inputs, "teacher_adapter": inputs["teacher_base"]}, seed, chosen, keep_all)
+            config = pipeline_config({**inputs, "teacher_adapter": inputs["teacher_base"]}, seed,
+                                     settings_for(settings, arm), keep_all)
             config["teacher"] = {"base": inputs["teacher_base"], "finetuned": inputs["teacher_base"]}
             folder = out / "arms" / f"{arm}-s{seed}" / ("crawl" if keep_all else "")
             check_pipeline(state, write_config(config, folder, "preflight.toml"), folder / "run")
@@ -121,9 +136,9 @@ def run_arm(arm: str, seed: int, ctx: dict[str, Any]) -> dict[str, Any]:
     if arm == "ceiling":
         adapter = train(ctx["state"], inputs["target"], ctx["private"], out, settings["trainer"], seed, ctx["progress"])
         extra["dataset_size"] = len(ctx["private"])
-    elif arm == "tuneshift" or arm.startswith("tuneshift_"):
-        chosen = settings if arm == "tuneshift" else ablated(settings, arm)
-        report = run_pipeline(pipeline_config(inputs, seed, chosen, keep_all=False), out, ctx["state"])
+    elif runs_pipeline(arm):
+        report = run_pipeline(pipeline_config(inputs, seed, settings_for(settings, arm), keep_all=False), out,
+                              ctx["state"])
         adapter, extra = str(out / "run" / "adapter"), {"dataset_size": report["dataset_size"],
                                                          "rounds": report["rounds"]}
     elif arm == "no_filter":

@@ -10,7 +10,7 @@ from tuneshift.api import atomic_write_text, read_json, read_jsonl, write_json
 
 from . import selection, verification
 from .checking import beats
-from .arms import ARMS
+from .arms import ABLATION, ARMS
 
 
 def _std(values: list[float]) -> float:
@@ -20,7 +20,7 @@ def _std(values: list[float]) -> float:
 def summarise(preset: str, seeds: list[int], teacher: dict[str, Any], results: dict[str, list[dict[str, Any]]],
               wall: float, peak_rss_mb: float) -> dict[str, Any]:
     arms: dict[str, Any] = {}
-    for arm in [a for a in ARMS if a in results] + [a for a in results if a not in ARMS]:
+    for arm in results:  # in the order the arms ran: the five, then the ablations
         per_seed = [r["accuracy"] for r in results[arm]]
         arms[arm] = {"accuracy": statistics.fmean(per_seed), "std": _std(per_seed), "per_seed": per_seed}
         sizes = [r["dataset_size"] for r in results[arm] if "dataset_size" in r]
@@ -39,10 +39,10 @@ def summarise(preset: str, seeds: list[int], teacher: dict[str, Any], results: d
         "wall_seconds": round(wall, 1), "peak_rss_mb": round(peak_rss_mb, 1),
     }
     report["comparisons"] = {other: beats(arms["tuneshift"], arms[other]) for other in ("no_filter", "seeds_only")}
-    report["ablations"] = {arm.removeprefix("tuneshift_"): {
+    report["ablations"] = {arm.removeprefix(ABLATION): {
         "accuracy": arms[arm]["accuracy"], "std": arms[arm]["std"],
         "versus_tuneshift": round(arms[arm]["accuracy"] - arms["tuneshift"]["accuracy"], 4)}
-        for arm in arms if arm.startswith("tuneshift_")}
+        for arm in arms if arm not in ARMS}
     return report
 
 

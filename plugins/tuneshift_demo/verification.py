@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 from tuneshift.api import spearman, write_json
 
+from .arms import runs_pipeline
+
 MEASURES = {"agreement": ("overall", "agreement"), "knowledge_agreement": ("knowledge", "agreement"),
             "exact": ("overall", "exact"), "similarity": ("overall", "similarity"),
             "beats_untrained": ("overall", "beats_untrained"), "gap_closed": ("overall", "gap_closed")}
@@ -26,7 +28,7 @@ def adapter_of(out: Path, arm: str, seed: int) -> str | None:
     """Where run_arm left the arm's adapter (zero_shot has none: the untrained target)."""
     if arm == "zero_shot":
         return None
-    if arm == "tuneshift" or arm.startswith("tuneshift_"):
+    if runs_pipeline(arm):
         return str(out / "arms" / f"{arm}-s{seed}" / "run" / "adapter")
     return str(out / "arms" / f"{arm}-s{seed}" / "adapter")
 
