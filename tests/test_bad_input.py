@@ -157,8 +157,8 @@ case("empty teacher.base", 2, "config: teacher.base: a path cannot be empty")(
     lambda j: j.sets.update({"teacher.base": ""}))
 case("empty target.model", 2, "config: target.model: a path cannot be empty")(
     lambda j: j.sets.update({"target.model": ""}))
-case("missing expander model", 2, "config: expander.model = …/gone: no such file or directory (give teacher, base "
-     "or a model directory)")(
+case("missing expander model", 2, "config: expander.model = …/gone: no such file or directory (give teacher, base, "
+     "a model directory or a hub id)")(
     lambda j: j.sets.update({"expander.model": str(j.tmp / "gone")}))
 case("empty expander model", 2, "config: expander.model: empty; give teacher, base or a model directory")(
     lambda j: j.sets.update({"expander.model": ""}))

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tuneshift._errors import UsageError
+from tuneshift._hub import is_hub_id
 from tuneshift.kinds import KINDS
 
 SECRET_KEY = re.compile(r"(^|_)(api_?key|key|token|secret|password|authorization|auth)$", re.IGNORECASE)
@@ -59,6 +60,14 @@ class TeacherSection(_Section):
     adapter: PathValue | None = None
     finetuned: PathValue | None = None
     trust_remote_code: bool = False
+    chat_template: str | None = Field(None, description="the format the teacher was fine-tuned in: a Jinja chat "
+                                      "template, or a file holding one (default: the adapter's, else the base's)")
+    system_prompt: str | None = Field(None, description="a system turn before every question to the teacher")
+
+    @model_validator(mode="after")
+    def _template(self) -> "TeacherSection":
+        self.chat_template = read_template(self.chat_template)
+        return self
 
     @model_validator(mode="after")
     def _one_of(self) -> "TeacherSection":
@@ -67,6 +76,20 @@ class TeacherSection(_Section):
         if not self.adapter and not self.finetuned:
             raise ValueError("give adapter (a PEFT directory) or finetuned (a full model)")
         return self
+
+
+def read_template(value: str | None) -> str | None:
+    """A chat template given inline (it holds Jinja: `{{` or `{%`) or as a file's path (made absolute by
+    `load`): the template's text."""
+    if value is None or "{{" in value or "{%" in value:
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise ValueError(f"{value}: neither a Jinja chat template (no {{{{ or {{%) nor a file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{value}: cannot read the chat template file ({exc})") from None
 
 
 class TargetSection(_Section):
@@ -119,8 +142,9 @@ class CoreConfig(_Section):
     augment: AugmentSection = AugmentSection()
 
 
-PATH_KEYS = {("teacher", "base"), ("teacher", "adapter"), ("teacher", "finetuned"),
-             ("target", "model"), ("seeds", "path"), ("eval", "path")}
+MODEL_KEYS = {("teacher", "base"), ("teacher", "adapter"), ("teacher", "finetuned"), ("target", "model")}
+"""Keys that name a model: a path, or a Hugging Face hub id (docs/usage.md, "Models")."""
+PATH_KEYS = MODEL_KEYS | {("seeds", "path"), ("eval", "path")}
 
 
 def parse_value(text: str) -> Any:
@@ -174,10 +198,14 @@ def load(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
 
 def _absolute_paths(raw: dict[str, Any], folder: Path) -> None:
     """Make every relative path key absolute against `folder`, so no later reader depends on its own cwd."""
-    for section, key in PATH_KEYS:
+    for section, key in PATH_KEYS | {("teacher", "chat_template")}:
         value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
+        if key == "chat_template" and isinstance(value, str) and ("{{" in value or "{%" in value):
+            continue  # a template, not a path
         if isinstance(value, str) and "\0" in value:
             raise UsageError(f"config: {section}.{key}: a path cannot contain a NUL character")
+        if (section, key) in MODEL_KEYS and is_hub_id(value, folder):
+            continue  # owner/name[@revision] that is no path here: resolved by Models.of
         if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
             raw[section][key] = str((folder / value).resolve())
         elif isinstance(value, str) and value.startswith("~"):

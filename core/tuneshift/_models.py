@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from tuneshift._hub import local_model
 from tuneshift.kinds import Answer, Context, Implementation, ModelSpec, Sampling, Score
 
 
@@ -25,11 +26,17 @@ class Models:
 
     @classmethod
     def of(cls, cfg: Any) -> "Models":
-        """From a validated config (its [teacher] and [target] sections)."""
+        """From a validated config (its [teacher] and [target] sections); hub ids become their snapshot
+        folders in the Hugging Face cache, or a UsageError before any work."""
         t = cfg.teacher
-        teacher = ModelSpec(base=t.base, adapter=t.adapter, finetuned=t.finetuned,
-                            trust_remote_code=t.trust_remote_code)
-        target = (ModelSpec(base=cfg.target.model, trust_remote_code=cfg.target.trust_remote_code)
+        def local(key: str, ref: str | None) -> str | None:
+            return ref and local_model(ref, f"config: {key} =")
+
+        teacher = ModelSpec(base=local("teacher.base", t.base), adapter=local("teacher.adapter", t.adapter),
+                            finetuned=local("teacher.finetuned", t.finetuned), trust_remote_code=t.trust_remote_code,
+                            chat_template=t.chat_template, system_prompt=t.system_prompt)
+        target = (ModelSpec(base=local("target.model", cfg.target.model),
+                            trust_remote_code=cfg.target.trust_remote_code)
                   if cfg.target is not None else None)
         return cls(teacher, target)
 

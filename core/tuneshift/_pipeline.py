@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tuneshift._coverage import budget_spent, round_coverage, saturated
+from tuneshift._card import write_card
 from tuneshift._errors import TuneshiftError
 from tuneshift._rundir import read_json, write_json, write_jsonl
 from tuneshift._runner import Run
@@ -29,7 +30,17 @@ DATASET_EXTRA = ("train_spans", "fact")
 
 
 def dataset_row(c: Candidate) -> dict[str, Any]:
-    return {**{k: getattr(c, k) for k in DATASET_FIELDS}, **{k: c.extra[k] for k in DATASET_EXTRA if k in c.extra}}
+    return with_chat_columns({**{k: getattr(c, k) for k in DATASET_FIELDS}, **{k: c.extra.get(k) for k in DATASET_EXTRA}})
+
+
+def with_chat_columns(row: dict[str, Any]) -> dict[str, Any]:
+    """A dataset.jsonl row in every shape the ecosystem reads: `prompt`/`completion` (TRL's prompt-completion
+    format) and `messages` (its conversational one) beside tuneshift's `response`; every row holds the same
+    keys in the same order, so `datasets` infers one schema."""
+    out = {**dict.fromkeys(DATASET_FIELDS), **dict.fromkeys(DATASET_EXTRA), **row}
+    out["completion"] = out["response"]
+    out["messages"] = [{"role": "user", "content": out["prompt"]}, {"role": "assistant", "content": out["response"]}]
+    return out
 
 
 def run_config(state: Any, config_path: str | Path, out_dir: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -57,6 +68,7 @@ def execute(run: Run) -> dict[str, Any]:
                 write_outputs(run)
         report = {**build_report(run, rounds), **sections}
         write_json(run.dir.report, report)
+        write_card(run.dir.adapter, run.teacher, report)  # the adapter's README.md, from the final numbers
         write_json(run.dir.run_json, run.provenance(started, "ok", report["counts"], report["rounds"]))
     except (Exception, KeyboardInterrupt) as exc:  # record the failure, then let the CLI report it
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -151,7 +163,7 @@ def run_one_round(run: Run, round_: int) -> list[Candidate]:
 def write_outputs(run: Run) -> None:
     """candidates.jsonl whole, and dataset.jsonl: the kept pairs, then the augmentation's (with their `fact`)."""
     write_jsonl(run.dir.candidates, (asdict(c) for c in run.candidates))
-    augmented = ({**dict.fromkeys(DATASET_FIELDS), **row} for row in run.augmented)
+    augmented = (with_chat_columns(row) for row in run.augmented)
     write_jsonl(run.dir.dataset, chain((dataset_row(c) for c in run.candidates if c.kept), augmented))
 
 

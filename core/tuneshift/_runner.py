@@ -119,18 +119,20 @@ class Run:
         self.cache: Cache | None = None
 
     def _check_paths(self) -> None:
-        t, target = self.cfg.teacher, self.cfg.target
+        t = self.cfg.teacher
         for key, value in self.models.paths().items():
             if value and not Path(value).exists():
                 raise UsageError(f"config: {key} = {value}: no such file or directory")
             if value and key != "teacher.adapter" and Path(value).is_file() and not is_gguf(Path(value)):
                 raise UsageError(f"config: {key} = {value}: not a GGUF file (bad magic bytes); "
                                  "give a model directory or a .gguf file")
-        if t.adapter and not (Path(t.adapter) / "adapter_config.json").is_file():
+        adapter = self.models.teacher.adapter  # a hub id's snapshot folder
+        if adapter and not (Path(adapter) / "adapter_config.json").is_file():
             raise UsageError(f"config: teacher.adapter = {t.adapter}: no adapter_config.json "
                              "(not a PEFT adapter directory)")
-        answering = [("teacher.finetuned", t.finetuned) if t.finetuned else ("teacher.base", t.base),
-                     ("target.model", target.model if target else None)]  # the models run.max_new_tokens is for
+        teacher, target = self.models.teacher, self.models.target
+        answering = [("teacher.finetuned", teacher.finetuned) if teacher.finetuned else ("teacher.base", teacher.base),
+                     ("target.model", target.base if target else None)]  # the models run.max_new_tokens is for
         for key, value in answering:
             limit = config.context_length(value) if value else None
             if limit is not None and self.cfg.run.max_new_tokens >= limit:
@@ -209,7 +211,8 @@ class Run:
 
     def _namespace(self, kind: str, model: ModelSpec, extra: Any = None) -> list[Any]:
         impl = self.impl[kind]
-        return [kind, impl.identity(), model_identity(model.base, model.adapter, model.finetuned), extra]
+        asked = [model.chat_template, model.system_prompt] if model.chat_template or model.system_prompt else []
+        return [kind, impl.identity(), model_identity(model.base, model.adapter, model.finetuned), extra, *asked]
 
     def generate(self, model: ModelSpec, prompts: list[str], sampling: Sampling, stage: str) -> list[Answer]:
         answerer = self.impl["answerer"]

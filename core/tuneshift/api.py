@@ -22,6 +22,7 @@ from tuneshift._commands.state import State, output_path
 from tuneshift._config import context_length
 from tuneshift._errors import RunError, TuneshiftError, UsageError
 from tuneshift._fewshot import build_request, parse_prompts
+from tuneshift._hub import hub_id, is_hub_id, local_model
 from tuneshift._processes import is_main_process, refuse_multi_process, world_size
 from tuneshift._rundir import (
     atomic_write_text,
@@ -70,6 +71,8 @@ __all__ = [
     "ppl_ratio", "normalise", "text_hash", "is_correct", "spearman", "build_request", "parse_prompts",
     "rephrasings", "content_agreement",
     "context_length",
+    # models: a path or a Hugging Face hub id
+    "local_model", "is_hub_id", "hub_id",
     # files: atomic, strict JSON, only where tuneshift owns the path
     "fingerprint", "atomic_write_text", "write_json", "write_jsonl", "read_json", "read_jsonl",
     "read_jsonl_numbered", "claim",

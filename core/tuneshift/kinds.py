@@ -30,12 +30,16 @@ class Options(BaseModel):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Where a model lives: a base (directory or .gguf), optionally a PEFT adapter or a full fine-tune."""
+    """Where a model lives: a base (directory or .gguf), optionally a PEFT adapter or a full fine-tune; and
+    how it is asked: a Jinja chat template and a system prompt that override what its files say (None:
+    the adapter folder's template, else the base's, else the plain "Question: ... Answer:" format)."""
 
     base: str
     adapter: str | None = None
     finetuned: str | None = None
     trust_remote_code: bool = False
+    chat_template: str | None = None
+    system_prompt: str | None = None
 
 
 @dataclass(frozen=True)

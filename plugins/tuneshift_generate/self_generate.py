@@ -21,6 +21,7 @@ from tuneshift.api import (
     UsageError,
     build_request,
     context_length,
+    local_model,
     parse_prompts,
 )
 
@@ -46,7 +47,7 @@ class SelfGenerate(Expander):
             return teacher
         if self.options.model == "base":
             return ModelSpec(base=teacher.base, trust_remote_code=teacher.trust_remote_code)
-        return ModelSpec(base=self.options.model)
+        return ModelSpec(base=local_model(self.options.model))
 
     def check(self) -> None:
         """A model path exists and is a model (a directory with config.json, or a GGUF file), and
@@ -68,9 +69,9 @@ class SelfGenerate(Expander):
             raise UsageError("config: expander.model: empty; give teacher, base or a model directory")
         if "\0" in model:
             raise UsageError("config: expander.model: a path cannot contain a NUL character")
-        p = Path(model)
+        p = Path(local_model(model, "config: expander.model ="))  # a hub id: its snapshot folder
         if not p.exists():
-            raise UsageError(f"{key}: no such file or directory (give teacher, base or a model directory)")
+            raise UsageError(f"{key}: no such file or directory (give teacher, base, a model directory or a hub id)")
         if p.is_file():
             try:
                 with p.open("rb") as fh:

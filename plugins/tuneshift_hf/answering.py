@@ -21,7 +21,7 @@ from pydantic import Field
 from tuneshift.api import Answer, Answerer, ModelSpec, Sampling
 
 from .batching import plan_batches
-from .formatting import end_of_turn, prompt_text
+from .formatting import end_of_turn, prompt_text, uses_chat_template
 from .precision import PrecisionOptions, bfloat16_matmuls, identity_with_precision
 
 
@@ -90,7 +90,7 @@ class HFAnswerer(Answerer):
         loaded = load(model, self.options.precision)
         tok = loaded.tokenizer
         limit = context_limit(loaded.model)
-        has_template = bool(getattr(tok, "chat_template", None))
+        has_template = uses_chat_template(tok)
         ids = [tok(prompt_text(tok, p), add_special_tokens=not has_template)["input_ids"] for p in prompts]
         out: list[Answer | None] = [None] * len(prompts)
         runnable = []

@@ -8,20 +8,51 @@ PLAIN_TEMPLATE = "Question: {prompt}\nAnswer:"
 """Prompt format for tokenizers without a chat template (base models such as Gemma 3 270M)."""
 PLAIN_END = "\nQuestion:"
 """Where a plain-template answer ends: a base model goes on to write the next question itself."""
+PLAIN_MARK = "{#- tuneshift plain format -#}"
+"""Opens the chat template that writes PLAIN_TEMPLATE (`plain_chat_template`): tuneshift reads a tokenizer
+that carries it as one without a template, so its own prompts stay byte for byte what they were."""
+
+
+def uses_chat_template(tokenizer: Any) -> bool:
+    """Whether prompts go through the tokenizer's chat template (not the plain format)."""
+    template = getattr(tokenizer, "chat_template", None)
+    return bool(template) and not (isinstance(template, str) and template.startswith(PLAIN_MARK))
+
+
+def plain_chat_template(tokenizer: Any) -> str:
+    """A Jinja chat template that renders exactly what tuneshift trains and asks a model without one:
+    the special tokens the tokenizer adds itself (its BOS), "Question: ...\nAnswer:", and after an
+    assistant turn " answer" and EOS. Saved with a trained adapter, it lets apply_chat_template,
+    transformers pipelines and vLLM prompt the target as it was trained (tests/test_prompt_formats.py)."""
+    probe = "Question: x\nAnswer:"
+    with_special = tokenizer(probe, add_special_tokens=True)["input_ids"]
+    plain = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    start = with_special[: len(with_special) - len(plain)] if with_special[-len(plain):] == plain else []
+    opening = "{{ bos_token }}" if start and start == [tokenizer.bos_token_id] else ""
+    return (PLAIN_MARK + opening +
+            "{%- for m in messages %}"
+            "{%- if m['role'] == 'system' %}{{ m['content'] }}\n"
+            "{%- elif m['role'] == 'user' %}{% if not loop.first and messages[loop.index0 - 1]['role'] != 'system' %}"
+            "\n{% endif %}Question: {{ m['content'] }}\nAnswer:"
+            "{%- else %} {{ m['content'] }}{{ eos_token }}{% endif %}"
+            "{%- endfor %}")
 
 
 def prompt_text(tokenizer: Any, prompt: str) -> str:
-    """The prompt as the model expects it: its chat template, or the plain template."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+    """The prompt as the model expects it: its chat template, or the plain template; after the system
+    prompt the tokenizer carries (`loading.tokenizer_of`), if any."""
+    system = getattr(tokenizer, "tuneshift_system_prompt", None)
+    if uses_chat_template(tokenizer):
+        turns = [{"role": "system", "content": system}] if system else []
+        return tokenizer.apply_chat_template([*turns, {"role": "user", "content": prompt}], tokenize=False,
                                              add_generation_prompt=True)
-    return PLAIN_TEMPLATE.format(prompt=prompt)
+    return (f"{system}\n" if system else "") + PLAIN_TEMPLATE.format(prompt=prompt)
 
 
 def encode_pair(tokenizer: Any, prompt: str, response: str, add_eos: bool = False) -> tuple[list[int], list[int]]:
     """Token ids of the formatted prompt and of the response, tokenised apart so the boundary is exact."""
     text = prompt_text(tokenizer, prompt)
-    has_template = bool(getattr(tokenizer, "chat_template", None))
+    has_template = uses_chat_template(tokenizer)
     prompt_ids = tokenizer(text, add_special_tokens=not has_template)["input_ids"]
     response_ids = tokenizer((" " if not has_template else "") + response, add_special_tokens=False)["input_ids"]
     if add_eos and tokenizer.eos_token_id is not None:
@@ -31,14 +62,14 @@ def encode_pair(tokenizer: Any, prompt: str, response: str, add_eos: bool = Fals
 
 def end_of_turn(tokenizer: Any, answer: str) -> str:
     """The answer up to the end of its turn: with the plain template, before the next "Question:"."""
-    if getattr(tokenizer, "chat_template", None):
+    if uses_chat_template(tokenizer):
         return answer
     return answer.split(PLAIN_END, 1)[0].strip()
 
 
 def response_spans(tokenizer: Any, response: str) -> list[tuple[int, int]]:
     """Each response token's [start, end) characters in `response`, tokenised as encode_pair does."""
-    prefix = "" if getattr(tokenizer, "chat_template", None) else " "
+    prefix = "" if uses_chat_template(tokenizer) else " "
     offsets = tokenizer(prefix + response, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     return [(max(0, a - len(prefix)), max(0, b - len(prefix))) for a, b in offsets]
 

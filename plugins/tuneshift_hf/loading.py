@@ -283,22 +283,50 @@ def _first_reason(exc: Exception) -> str:
     return next((line for line in lines if line.startswith(("size mismatch", "Missing", "Unexpected"))), lines[0])[:300]
 
 
+def adapter_template(adapter: str | None) -> str | None:
+    """The chat template saved in an adapter folder (chat_template.jinja, or tokenizer_config.json's), if any:
+    the format the adapter was trained in."""
+    if not adapter:
+        return None
+    folder = Path(adapter)
+    if (folder / "chat_template.jinja").is_file():
+        return (folder / "chat_template.jinja").read_text(encoding="utf-8")
+    try:
+        template = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(template, list):  # named templates: the default one
+        template = next((t.get("template") for t in template if isinstance(t, dict) and t.get("name") == "default"),
+                        None)
+    return template if isinstance(template, str) and template else None
+
+
+def tokenizer_of(spec: ModelSpec) -> Any:
+    """The tokenizer `spec` is asked through, in the format it was fine-tuned in: the spec's own chat template,
+    else its adapter folder's, else its model's (formatting.prompt_text reads `tuneshift_system_prompt`)."""
+    tokenizer = load_tokenizer(spec.finetuned or spec.base, spec.trust_remote_code)
+    template = spec.chat_template or adapter_template(spec.adapter)
+    if template:
+        tokenizer.chat_template = template
+    tokenizer.tuneshift_system_prompt = spec.system_prompt
+    return tokenizer
+
+
 def load(spec: ModelSpec, precision: str = "auto") -> Loaded:
     """The model and tokenizer of `spec` in `precision`, loaded once per process."""
     precision = resolve_precision(precision)
-    key = (spec.base, spec.adapter, spec.finetuned, precision)
+    key = (spec.base, spec.adapter, spec.finetuned, spec.chat_template, spec.system_prompt, precision)
     with _lock:
         if key in _models:
             return _models[key]
         trc = spec.trust_remote_code
         if spec.finetuned:
-            loaded = Loaded(load_causal_lm(spec.finetuned, trc, precision), load_tokenizer(spec.finetuned, trc), False,
-                            base_model=None)
+            loaded = Loaded(load_causal_lm(spec.finetuned, trc, precision), tokenizer_of(spec), False, base_model=None)
         else:
             if spec.adapter:
                 check_adapter(spec.adapter, spec.base)
             model = load_causal_lm(spec.base, trc, precision)
-            tokenizer = load_tokenizer(spec.base, trc)
+            tokenizer = tokenizer_of(spec)
             if spec.adapter:
                 from peft import PeftModel
 
@@ -322,7 +350,7 @@ def base_of(spec: ModelSpec, precision: str = "auto") -> Loaded:
 def forget(spec: ModelSpec) -> None:
     """Drop `spec`'s loaded models (every precision) from the per-process cache."""
     with _lock:
-        for key in [k for k in _models if k[:3] == (spec.base, spec.adapter, spec.finetuned)]:
+        for key in [k for k in _models if k[:3] == (spec.base, spec.adapter, spec.finetuned)]:  # every format too
             del _models[key]
 
 

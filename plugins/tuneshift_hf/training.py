@@ -37,7 +37,7 @@ from pydantic import Field, field_validator
 
 from tuneshift.api import ModelSpec, RunError, Trainer, fingerprint
 
-from .formatting import encode_pair, span_weights
+from .formatting import encode_pair, plain_chat_template, span_weights, uses_chat_template
 from .parallel import DataParallel
 from .precision import PrecisionOptions, identity_with_precision
 from .scoring import response_logprobs
@@ -256,6 +256,8 @@ class LoRATrainer(Trainer):
             self._finite("largest adapter weight", float("nan"), "after training")
         if parallel.is_main:
             peft_model.save_pretrained(out_dir)
+            if not uses_chat_template(tok):  # record the plain format it learnt, for apply_chat_template & vLLM
+                tok.chat_template = plain_chat_template(tok)
             tok.save_pretrained(out_dir)
         parallel.end()
         chosen = {"held_out_pairs": len(held), "held_out_loss_per_epoch": held_losses,

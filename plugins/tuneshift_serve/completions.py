@@ -146,11 +146,12 @@ def completion_response(engine: Engine, request: CompletionRequest, rows: list[R
 
 def chat_ids(engine: Engine, messages: list[dict[str, Any]]) -> list[int]:
     """The conversation through the model's chat template, or the plain template's labelled turns."""
+    from tuneshift_hf.shared import PLAIN_TEMPLATE, uses_chat_template
+
     tok = engine.tokenizer
-    if getattr(tok, "chat_template", None):
+    if uses_chat_template(tok):
         text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return tok(text, add_special_tokens=False)["input_ids"]
-    from tuneshift_hf.shared import PLAIN_TEMPLATE
 
     turns = [str(m.get("content", "")) for m in messages if m.get("role") != "system"]
     prompt = turns[-1] if len(turns) == 1 else "\n".join(f"{m.get('role')}: {m.get('content', '')}" for m in messages)

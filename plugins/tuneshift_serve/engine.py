@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from tuneshift.api import Sampling, UsageError
+from tuneshift.api import Sampling, UsageError, local_model
 from tuneshift_hf.shared import (
     HEAD_ELEMENTS,
     capture_head_input,
@@ -200,7 +200,8 @@ def adapter_paths(items: tuple[str, ...]) -> dict[str, str]:
     parsed: dict[str, str] = {}
     for item in items:
         key, sep, path = item.partition("=")
+        path = local_model(path, "--adapter") if sep and path else path  # a hub id: its snapshot folder
         if not sep or not key or not Path(path).is_dir():
-            raise UsageError(f"--adapter {item!r}: expected NAME=DIR with an existing directory")
+            raise UsageError(f"--adapter {item!r}: expected NAME=DIR with an existing directory or a hub id")
         parsed[key] = path
     return parsed

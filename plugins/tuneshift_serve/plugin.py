@@ -10,7 +10,7 @@ from tuneshift.api import UsageError, hookimpl
 @hookimpl
 def register_commands(cli):
     @cli.command()
-    @click.option("--model", "model_path", required=True, help="Base model: a local directory or a .gguf file.")
+    @click.option("--model", "model_path", required=True, help="Base model: a local directory, a .gguf file or a hub id.")
     @click.option("--adapter", "adapters", multiple=True, metavar="NAME=DIR", help="Serve a PEFT adapter as NAME.")
     @click.option("--name", default=None, help="The base model's name in requests (default: its file name).")
     @click.option("--host", default="127.0.0.1", show_default=True, help="Interface; loopback unless told.")

@@ -55,16 +55,19 @@ class ServeConfig:
     @classmethod
     def build(cls, base: str, adapters: tuple[str, ...], name: str | None, api_key: str | None,
               max_request_bytes: int, batch_wait_ms: float = 10.0) -> "ServeConfig":
+        from tuneshift.api import ModelSpec, local_model
+
+        name = name or base.rstrip("/").split("/")[-1]  # a hub id serves as its name, not its snapshot's hash
+        base = local_model(base, "--model")
         if not Path(base).exists():
             raise UsageError(f"--model {base}: no such file or directory")
-        from tuneshift.api import ModelSpec
         from tuneshift_hf.shared import check_spec
 
         paths = adapter_paths(adapters)
         check_spec(ModelSpec(base=base))  # file headers only: a bad model or adapter is refused before loading
         for path in paths.values():
             check_spec(ModelSpec(base=base, adapter=path))
-        return cls(base, name or Path(base).name, paths, api_key, max_request_bytes, batch_wait_ms)
+        return cls(base, name, paths, api_key, max_request_bytes, batch_wait_ms)
 
 
 def error_body(status: int, message: str, kind: str = "invalid_request_error") -> dict[str, Any]:

@@ -21,6 +21,7 @@ import click
 
 from tuneshift._commands.state import State
 from tuneshift._errors import UsageError
+from tuneshift._hub import local_model
 from tuneshift._inputs import pair_rows
 from tuneshift._models import Models, build_context
 from tuneshift._rundir import write_jsonl
@@ -67,7 +68,7 @@ def check_output(output_path: Path, input_path: Path) -> None:
 
 
 @click.command("score")
-@click.option("--base", required=True, help="Base model: a local directory or a .gguf file.")
+@click.option("--base", required=True, help="Base model: a local directory, a .gguf file or a hub id.")
 @click.option("--adapter", default=None, help="PEFT adapter directory of the fine-tuned model.")
 @click.option("--finetuned", default=None, help="A full fine-tuned model instead of an adapter.")
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="JSONL of pairs.")
@@ -86,6 +87,8 @@ def score_file(state: State, base: str, adapter: str | None, finetuned: str | No
     check_output(output_path, input_path)
     if bool(adapter) == bool(finetuned):
         raise UsageError("give exactly one of --adapter DIR or --finetuned MODEL")
+    base, adapter, finetuned = (local_model(p, label) if p else p for label, p in  # hub ids: their snapshots
+                                (("--base", base), ("--adapter", adapter), ("--finetuned", finetuned)))
     for label, path in (("--base", base), ("--adapter", adapter), ("--finetuned", finetuned)):
         if path and not Path(path).exists():
             raise UsageError(f"{label} {path}: no such file or directory")

@@ -19,12 +19,13 @@ from typing import Any
 import click
 
 from tuneshift import _config as config
+from tuneshift._card import write_card
 from tuneshift._commands.state import State, output_path
 from tuneshift._errors import UsageError
 from tuneshift._inputs import pair_rows
 from tuneshift._models import Models, build_context
 from tuneshift._processes import is_main_process
-from tuneshift._rundir import RunDir, write_json
+from tuneshift._rundir import RunDir, read_json, write_json
 from tuneshift._stages.train import check_adapter_out, fit, training_pair
 
 
@@ -63,10 +64,10 @@ def train_run_dir(state: State, run_dir: Path, out: Path | None, overrides: list
     cfg = config.validate_core(raw)
     if cfg.target is None:
         raise UsageError(f"{snapshot}: no [target] section, so there is no model to train")
-    if not Path(cfg.target.model).exists():
+    models = Models.of(cfg)  # a hub id: its snapshot folder
+    if not Path(models.target.base).exists():
         raise UsageError(f"config: target.model = {cfg.target.model}: no such file or directory")
     pairs = load_pairs(run_dir / "dataset.jsonl")
-    models = Models.of(cfg)
     context = build_context(state, models, cfg.run.seed, run_dir / "state" / "plugins")
     directory = RunDir(run_dir)
     adapter = out or directory.adapter
@@ -79,6 +80,9 @@ def train_run_dir(state: State, run_dir: Path, out: Path | None, overrides: list
         metrics = fit(trainer, models.target, pairs, adapter, directory.state / "train", main)
         if main and adapter.resolve() == directory.adapter.resolve():
             write_json(directory.state / "train.done.json", metrics)
+        if main:  # the card: the run's numbers so far, this training's metrics (no evaluation of it yet)
+            report = read_json(directory.report) if directory.report.is_file() else {}
+            write_card(adapter, models.teacher, {**report, "train": metrics, "eval": None, "verification": None})
     finally:
         trainer.close()
         directory.close()

@@ -19,6 +19,7 @@ from typing import Any
 
 from tuneshift._agreement import content_agreement
 from tuneshift._fewshot import parse_prompts
+from tuneshift._hub import local_model
 from tuneshift._phrasing import rephrasings
 from tuneshift._stages.base import RunState
 from tuneshift.kinds import ModelSpec, Sampling
@@ -66,7 +67,7 @@ def model_phrasings(run: RunState, question: str, n: int, model: str) -> list[st
     """Rephrasings by a model through the run's cached answerer: the teacher's base, the teacher, or a path."""
     spec = {"teacher": run.teacher, "base": ModelSpec(base=run.teacher.base,
                                                       trust_remote_code=run.teacher.trust_remote_code)
-            }.get(model) or ModelSpec(base=model)
+            }.get(model) or ModelSpec(base=local_model(model, "config: augment.model ="))
     sampling = Sampling(max_new_tokens=48 * n, seed=run.cfg.run.seed)
     [answer] = run.generate(spec, [REQUEST.format(n=n, q=question)], sampling, stage="augment")
     return parse_prompts(answer.text or "")[: 2 * n]

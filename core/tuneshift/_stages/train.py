@@ -9,6 +9,7 @@ from typing import Any
 
 from tuneshift._cache import fingerprint
 from tuneshift._errors import RunError, UsageError
+from tuneshift._hub import hub_id
 from tuneshift._rundir import mark, owner, read_json, write_json
 from tuneshift._stages.base import RunState
 from tuneshift.kinds import ModelSpec, Trainer
@@ -83,6 +84,16 @@ def training_pair(prompt: str, response: str, extra: dict[str, Any]) -> dict[str
     return pair
 
 
+def portable_base(adapter: Path, base: str) -> None:
+    """Point the adapter's `base_model_name_or_path` at what a user can load elsewhere: the hub id when the
+    target came from the hub, else the target as the config named it (not a conversion cache's folder)."""
+    config_file = adapter / "adapter_config.json"
+    adapter_config = read_json(config_file)
+    if isinstance(adapter_config, dict):
+        adapter_config["base_model_name_or_path"] = hub_id(base) or base
+        write_json(config_file, adapter_config)
+
+
 def fit(trainer: Trainer, model: ModelSpec, pairs: list[dict[str, Any]], adapter: Path, checkpoints: Path,
         main: bool = True) -> dict[str, Any]:
     """Train into a staging directory, then move it into place, so `adapter` is never half written.
@@ -100,6 +111,7 @@ def fit(trainer: Trainer, model: ModelSpec, pairs: list[dict[str, Any]], adapter
         return metrics
     if not (staging / "adapter_config.json").is_file():
         raise RunError(f"trainer {trainer.name} wrote no adapter_config.json")
+    portable_base(staging, model.base)
     if adapter.exists():  # ours (checked): set aside, so a kill leaves the old adapter or the new one
         old = adapter.parent / f".{adapter.name}.old"
         shutil.rmtree(old, ignore_errors=True)

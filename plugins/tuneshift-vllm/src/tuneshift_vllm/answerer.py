@@ -53,10 +53,10 @@ class VLLMAnswerer(Answerer):
         return self._remote(served, model, prompts, sampling)
 
     def _remote(self, served: str, model: ModelSpec, prompts: list[str], sampling: Sampling) -> list[Answer]:
-        from tuneshift_hf.shared import end_of_turn, load_tokenizer, prompt_text
+        from tuneshift_hf.shared import end_of_turn, prompt_text, tokenizer_of, uses_chat_template
 
-        tok = load_tokenizer(model.finetuned or model.base, model.trust_remote_code)
-        special = not getattr(tok, "chat_template", None)
+        tok = tokenizer_of(model)  # asked in the format the model was fine-tuned in
+        special = not uses_chat_template(tok)
         ids = [tok(prompt_text(tok, p), add_special_tokens=special)["input_ids"] for p in prompts]
         per = self.options.prompts_per_request
         bodies = [{"model": served, "prompt": ids[i:i + per], "max_tokens": sampling.max_new_tokens,

@@ -39,10 +39,11 @@ class VLLMScorer(Scorer):
         return identity(self.name, self.options)
 
     def score(self, model: ModelSpec, pairs: list[tuple[str, str]]) -> list[Score]:
-        from tuneshift_hf.shared import encode_pair, load_tokenizer
+        from tuneshift_hf.shared import encode_pair, load_tokenizer, tokenizer_of
 
         o = self.options
-        tokenizer = load_tokenizer(o.tokenizer or model.finetuned or model.base, model.trust_remote_code)
+        tokenizer = (load_tokenizer(o.tokenizer, model.trust_remote_code) if o.tokenizer
+                     else tokenizer_of(model))  # the format the model was fine-tuned in
         encoded = [encode_pair(tokenizer, p, r) for p, r in pairs]
         if any(not p or not r for p, r in encoded):
             raise RunError(f"scorer {self.name}: a prompt or response encodes to no tokens")
