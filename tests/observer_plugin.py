@@ -32,5 +32,10 @@ def on_stage_end(stage, round, counts, seconds):
 
 
 @tuneshift.hookimpl
+def on_metrics(stage, step, metrics):
+    _log("on_metrics", stage=stage, step=step, metrics=metrics)
+
+
+@tuneshift.hookimpl
 def on_run_end(out_dir, status, error):
     _log("on_run_end", out_dir=out_dir, status=status, error=error)

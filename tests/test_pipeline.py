@@ -163,6 +163,12 @@ def test_observer_hooks_see_every_event(tiny, tmp_path):
     assert ends[("select", 0)]["counts"].get("kept", 0) + ends[("select", 0)]["counts"].get("below_threshold", 0) > 0
     answered = sum(e["advance"] for e in events if e["event"] == "on_progress" and e["stage"] == "answer")
     assert answered >= 4  # the seeds, at least
+    steps = [e for e in events if e["event"] == "on_metrics"]  # every optimiser step of the trainer
+    assert steps and {e["stage"] for e in steps} == {"train"}
+    assert [e["step"] for e in steps] == list(range(1, len(steps) + 1))
+    assert all(e["metrics"]["loss"] > 0 and e["metrics"]["learning_rate"] > 0 and e["metrics"]["tokens_per_second"] > 0
+               for e in steps)
+    assert steps[-1]["metrics"]["epoch"] == 2  # the tiny config's epochs
 
 
 def test_failed_run_reports_on_run_end(tiny, tmp_path):

@@ -53,6 +53,7 @@ class Models:
 
 def build_context(state: Any, models: Models, seed: int, work_dir: str | Path, *,
                   progress: Callable[[int], None] | None = None,
+                  metrics: Callable[[int, dict[str, float]], None] | None = None,
                   generate: Callable[[ModelSpec, list[str], Sampling], list[Answer]] | None = None,
                   score: Callable[[ModelSpec, list[tuple[str, str]]], list[Score]] | None = None,
                   cached: Callable[..., list[Any]] | None = None) -> Context:
@@ -73,6 +74,7 @@ def build_context(state: Any, models: Models, seed: int, work_dir: str | Path, *
     context = Context(
         teacher=models.teacher, target=models.target, seed=seed, work_dir=str(work_dir),
         progress=progress or (lambda advance: None),
+        metrics=metrics or (lambda step, values: None),
         generate=generate or (lambda model, prompts, sampling: chosen("answerer").answer(model, prompts, sampling)),
         score=score or (lambda model, pairs: chosen("scorer").score(model, pairs)),
         cached=cached or (lambda namespace, inputs, compute, batch_size=8: uncached(inputs, compute, batch_size)),

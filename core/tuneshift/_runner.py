@@ -103,6 +103,8 @@ class Run:
         self.greedy = Sampling(max_new_tokens=self.cfg.run.max_new_tokens, seed=self.cfg.run.seed)
         self.context = build_context(state, self.models, self.cfg.run.seed, self.dir.state / "plugins",
                                      progress=lambda n: self.hook.on_progress(stage=self.current_stage, advance=n),
+                                     metrics=lambda step, values: self.hook.on_metrics(
+                                         stage=self.current_stage, step=step, metrics=values),
                                      generate=lambda m, p, s: self.generate(m, p, s, stage="expand"),
                                      score=lambda m, pairs: self.score_pairs(m, pairs, stage="select"),
                                      cached=lambda ns, xs, fn, batch_size=8: self.cache.map(

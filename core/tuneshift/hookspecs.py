@@ -81,6 +81,12 @@ def on_progress(stage: str, advance: int) -> None:
 
 
 @hookspec
+def on_metrics(stage: str, step: int, metrics: dict[str, float]) -> None:
+    """A stage's numbers at one step (a trainer's optimiser step: `loss`, `learning_rate`, `tokens_per_second`,
+    `epoch`): what an experiment tracker logs."""
+
+
+@hookspec
 def on_stage_end(stage: str, round: int | None, counts: dict[str, float], seconds: float) -> None:
     """A stage ended; `counts` says what it produced (kept, dropped; a round adds its diversity)."""
 

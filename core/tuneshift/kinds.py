@@ -157,6 +157,9 @@ class Context:
     """cached(namespace, inputs, compute, batch_size): compute(batch) -> JSON values, only for inputs
     not yet in the run's fingerprint cache; `namespace` must say everything besides the input that
     determines the result (never a secret)."""
+    metrics: Callable[[int, dict[str, float]], None] = lambda step, values: None
+    """metrics(step, {"loss": ..., "learning_rate": ...}): numbers at one step, for the observers'
+    `on_metrics` (experiment trackers); a trainer reports each optimiser step."""
     make: Callable[..., "Implementation"] | None = None
     """make(kind, name, **options): an instance of the installed implementation `name` (say, to wrap it),
     with this context; a blocked or missing one is a UsageError."""

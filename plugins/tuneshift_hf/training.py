@@ -203,6 +203,7 @@ class LoRATrainer(Trainer):
                     first_epoch = o.epochs
         wrapped = parallel.wrap(peft_model)
         started = time.perf_counter()
+        tracked = StepMetrics(self.context.metrics, first_epoch, o.grad_accumulation, encoded, o.batch_size, groups)
         with freed_memory_kept() if base.device.type == "cpu" else nullcontext():
             for epoch in range(first_epoch, o.epochs):
                 peft_model.train()
@@ -220,12 +221,15 @@ class LoRATrainer(Trainer):
                         row_weights = [torch.tensor(weights[j]) for j in mine or batch[:1]] if weighted else None
                         loss, batch_loss = parallel.loss(logprobs, counted=bool(mine), weights=row_weights)
                         self._finite("loss", batch_loss, f"at epoch {epoch + 1}, step {i + 1}")
+                        tracked.add(batch_loss, sum(len(p) + len(r) for p, r in rows))
                         (loss / o.grad_accumulation).backward()
                     if step:  # also after the epoch's last, incomplete accumulation
                         norm = torch.nn.utils.clip_grad_norm_(trainable, o.max_grad_norm or float("inf"))  # inf: measures
                         self._finite("gradient norm", norm.item(), f"at epoch {epoch + 1}, step {i + 1}")
                         optimiser.step()
                         optimiser.zero_grad()
+                        if parallel.is_main:
+                            tracked.report(epoch, optimiser.param_groups[0]["lr"], norm.item())
                         if scheduler is not None:
                             scheduler.step()
                     epoch_loss += batch_loss
@@ -276,6 +280,30 @@ class LoRATrainer(Trainer):
         steps = math.ceil(batches_per_epoch / o.grad_accumulation) * o.epochs
         name = "constant_with_warmup" if o.schedule == "constant" else o.schedule
         return get_scheduler(name, optimiser, num_warmup_steps=round(o.warmup_ratio * steps), num_training_steps=steps)
+
+
+class StepMetrics:
+    """Each optimiser step's numbers for the observers' `on_metrics`: the mean loss of its batches, the
+    learning rate it used, the gradient norm, tokens per second since the last step, the epoch."""
+
+    def __init__(self, report: Any, first_epoch: int, accumulation: int, encoded: list, batch_size: int,
+                 groups: list[Any]) -> None:
+        per_epoch = math.ceil(len(epoch_batches(encoded, batch_size, 0, groups)) / accumulation)
+        self._report, self.step = report, first_epoch * per_epoch  # a resumed training goes on counting
+        self._losses: list[float] = []
+        self._tokens, self._since = 0, time.perf_counter()
+
+    def add(self, loss: float, tokens: int) -> None:
+        self._losses.append(loss)
+        self._tokens += tokens
+
+    def report(self, epoch: int, learning_rate: float, grad_norm: float) -> None:
+        now = time.perf_counter()
+        self.step += 1
+        self._report(self.step, {"loss": sum(self._losses) / max(len(self._losses), 1), "learning_rate": learning_rate,
+                                 "grad_norm": grad_norm, "tokens_per_second": self._tokens / max(now - self._since, 1e-9),
+                                 "epoch": epoch + 1})
+        self._losses, self._tokens, self._since = [], 0, now
 
 
 def held_out_loss(model: Any, pad_id: int, rows: list[tuple[list[int], list[int]]], batch_size: int) -> float:
