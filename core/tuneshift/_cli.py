@@ -7,6 +7,7 @@ hook; the plugins load on first need, so `tuneshift --version` loads none.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -50,8 +51,11 @@ class Commands(click.Group):
               help="Use implementation NAME for its kind (repeatable).")
 @click.option("--no-plugin", "blocked", multiple=True, metavar="NAME", help="Block plugin NAME (repeatable).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars and no warnings: the result line and errors only.")
+@click.option("-v", "--verbose", is_flag=True, help="Also the libraries' own messages and deprecation warnings.")
 @click.pass_context
-def cli(ctx: click.Context, selected: tuple[str, ...], blocked: tuple[str, ...], debug: bool) -> None:
+def cli(ctx: click.Context, selected: tuple[str, ...], blocked: tuple[str, ...], debug: bool, quiet: bool,
+        verbose: bool) -> None:
     """Move a fine-tuned model's specialised knowledge into another model (TuneShift-KD)."""
     ctx.meta["debug"] = debug
     if ctx.resilient_parsing or ctx.invoked_subcommand is None:
@@ -72,6 +76,21 @@ def blocked_in(args: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def global_flag(args: list[str], short: str, long: str) -> bool:
+    """Whether a flag of the `tuneshift` group itself is given: before the command's name."""
+    skip = False
+    for arg in args:
+        if skip:  # the NAME of --plugin NAME / --no-plugin NAME
+            skip = False
+        elif arg in (short, long):
+            return True
+        elif arg in ("--plugin", "--no-plugin"):
+            skip = True
+        elif not arg.startswith("-"):  # the command's name: what follows is the command's own
+            return False
+    return False
+
+
 INTERRUPTED = "error: interrupted; rerun the same command to resume"
 
 
@@ -85,11 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminated)
     debug = "--debug" in args
+    quiet, verbose = global_flag(args, "-q", "--quiet"), global_flag(args, "-v", "--verbose")
     warnings.formatwarning = lambda message, category, *_, **__: f"warning: {message}\n"
-    if not debug:  # libraries' deprecation chatter is for developers
+    if quiet:
+        warnings.simplefilter("ignore")
+    elif verbose:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "info")
+    elif not debug:  # libraries' deprecation chatter is for developers
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-    cli.registry, cli.blocked = None, blocked_in(args)  # each call loads the plugins anew
+    # each call loads the plugins anew; --quiet is --no-plugin progress
+    cli.registry, cli.blocked = None, blocked_in(args) + (("progress",) if quiet else ())
     cli.commands.clear()
     try:
         cli.main(args=args, prog_name="tuneshift", standalone_mode=False)

@@ -25,8 +25,10 @@ SKIPPED = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.h5", "*.msgpack", "*.onnx", "*
 
 def hub_parts(ref: str, folder: Path | None = None) -> tuple[str, str | None] | None:
     """(repo id, revision) when `ref` names a hub model rather than a local path (relative to `folder`, by
-    default the current directory), else None."""
-    if not isinstance(ref, str) or ref.startswith((".", "/", "~")) or ((folder or Path()) / ref).exists():
+    default the current directory), else None. `owner/name` where a folder `owner` exists is a path."""
+    here = folder or Path()
+    if (not isinstance(ref, str) or ref.startswith((".", "/", "~")) or (here / ref).exists()
+            or (here / ref.split("/")[0]).is_dir()):
         return None
     match = HUB_ID.match(ref)
     if match is None or ".." in ref:

@@ -40,7 +40,14 @@ class Entry:
     description: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "cls"}
+        """The entry, with its options' JSON schema (names, types, defaults, descriptions) when it loaded."""
+        out = {k: v for k, v in self.__dict__.items() if k != "cls"}
+        if self.cls is not None:
+            try:
+                out["options"] = self.cls.Options.model_json_schema()
+            except Exception as exc:  # a plugin's options that pydantic cannot describe: say so, list the rest
+                out["options"] = {"error": _one_line(exc)}
+        return out
 
 
 def _one_line(exc: BaseException) -> str:

@@ -24,6 +24,11 @@ def on_run_start(out_dir, config):
 
 @hookimpl
 def on_stage_start(stage, round, total):
+    if stage == "round":  # a round is its stages, each with its own bar: a header, not a bar of unknown length
+        _console.print(f"[bold]round {round}[/]")
+        return
+    if "progress" in _bar:  # one live bar at a time
+        _bar.pop("progress").stop()
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=_console, transient=True)
     progress.start()

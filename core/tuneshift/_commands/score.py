@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -71,15 +73,25 @@ def check_output(output_path: Path, input_path: Path) -> None:
 @click.option("--base", required=True, help="Base model: a local directory, a .gguf file or a hub id.")
 @click.option("--adapter", default=None, help="PEFT adapter directory of the fine-tuned model.")
 @click.option("--finetuned", default=None, help="A full fine-tuned model instead of an adapter.")
-@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="JSONL of pairs.")
-@click.option("--output", "output_path", required=True, type=click.Path(path_type=Path), help="JSONL to write.")
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
+              help="JSONL of pairs; - reads standard input.")
+@click.option("--output", "output_path", required=True, type=click.Path(path_type=Path),
+              help="JSONL to write; - writes standard output.")
 @click.option("--batch-size", default=16, show_default=True)
 @click.pass_obj
 def command(state: State, base: str, adapter: str | None, finetuned: str | None, input_path: Path,
             output_path: Path, batch_size: int) -> None:
     """Score (prompt, response) pairs under the fine-tuned model and its base."""
-    n = score_file(state, base, adapter, finetuned, input_path, output_path, batch_size)
-    click.echo(f"scored {n} pairs into {output_path}", err=True)
+    with tempfile.TemporaryDirectory(prefix="tuneshift-score-") as scratch:
+        if str(input_path) == "-":  # read whole first: a usage error still comes before any model loads
+            input_path = Path(scratch) / "stdin.jsonl"
+            input_path.write_text(sys.stdin.read(), encoding="utf-8")
+        to_stdout = str(output_path) == "-"
+        target = Path(scratch) / "scores.jsonl" if to_stdout else output_path
+        n = score_file(state, base, adapter, finetuned, input_path, target, batch_size)
+        if to_stdout:
+            sys.stdout.write(target.read_text(encoding="utf-8"))
+    click.echo(f"scored {n} pairs into {'standard output' if to_stdout else output_path}", err=True)
 
 
 def score_file(state: State, base: str, adapter: str | None, finetuned: str | None, input_path: Path,
