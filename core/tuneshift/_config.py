@@ -12,7 +12,7 @@ import re
 import struct
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -55,7 +55,33 @@ class RunSection(_Section):
     max_new_tokens: int = Field(64, ge=1, description="length limit of the teacher's answers")
 
 
-class TeacherSection(_Section):
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+class LoadingSection(_Section):
+    """How a model is loaded (docs/usage.md, "Models"); `auto` leaves it to the implementation."""
+
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="the weights' float type; auto: the implementation's precision (bfloat16 where fast)")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+    device_map: Literal["auto"] | None = Field(None, description="auto: spread a model larger than one device "
+                                                                 "over every device (accelerate)")
+
+    @model_validator(mode="after")
+    def _device(self) -> "LoadingSection":
+        if not DEVICE.match(self.device):
+            raise ValueError(f"device {self.device!r}: expected auto, cpu, cuda, cuda:N or mps")
+        if self.device_map and self.device != "auto":
+            raise ValueError("give device or device_map, not both")
+        return self
+
+    def loading(self) -> dict[str, str | None]:
+        """ModelSpec's loading fields (None for auto)."""
+        return {"dtype": None if self.dtype == "auto" else self.dtype,
+                "device": None if self.device == "auto" else self.device, "device_map": self.device_map}
+
+
+class TeacherSection(LoadingSection):
     base: PathValue
     adapter: PathValue | None = None
     finetuned: PathValue | None = None
@@ -63,6 +89,8 @@ class TeacherSection(_Section):
     chat_template: str | None = Field(None, description="the format the teacher was fine-tuned in: a Jinja chat "
                                       "template, or a file holding one (default: the adapter's, else the base's)")
     system_prompt: str | None = Field(None, description="a system turn before every question to the teacher")
+    quantization: Literal["4bit", "8bit"] | None = Field(None, description="load the teacher quantised with "
+                                                         "bitsandbytes (CUDA only; pip install tuneshift[quantization])")
 
     @model_validator(mode="after")
     def _template(self) -> "TeacherSection":
@@ -92,7 +120,7 @@ def read_template(value: str | None) -> str | None:
         raise ValueError(f"{value}: cannot read the chat template file ({exc})") from None
 
 
-class TargetSection(_Section):
+class TargetSection(LoadingSection):
     model: PathValue
     trust_remote_code: bool = False
     train: bool = True

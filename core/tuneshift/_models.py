@@ -9,7 +9,7 @@ implementation directly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,16 +34,17 @@ class Models:
 
         teacher = ModelSpec(base=local("teacher.base", t.base), adapter=local("teacher.adapter", t.adapter),
                             finetuned=local("teacher.finetuned", t.finetuned), trust_remote_code=t.trust_remote_code,
-                            chat_template=t.chat_template, system_prompt=t.system_prompt)
+                            chat_template=t.chat_template, system_prompt=t.system_prompt, quantization=t.quantization,
+                            **t.loading())
         target = (ModelSpec(base=local("target.model", cfg.target.model),
-                            trust_remote_code=cfg.target.trust_remote_code)
+                            trust_remote_code=cfg.target.trust_remote_code, **cfg.target.loading())
                   if cfg.target is not None else None)
         return cls(teacher, target)
 
     def trained(self, adapter: str | Path) -> ModelSpec:
         """The target with a trained adapter."""
         assert self.target is not None, "a run without [target] has no trained target"
-        return ModelSpec(base=self.target.base, adapter=str(adapter), trust_remote_code=self.target.trust_remote_code)
+        return replace(self.target, adapter=str(adapter))
 
     def paths(self) -> dict[str, str | None]:
         """Every model file or folder by its config key: what the run must never overwrite."""

@@ -9,6 +9,7 @@ or lost.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 from itertools import chain
@@ -63,9 +64,11 @@ def execute(run: Run) -> dict[str, Any]:
         rounds = run_rounds(run)
         sections = {}
         for stage in FINAL_STAGES:
+            release_models(run)  # the rounds' or the last stage's: training, evaluation load their own
             sections[stage.report] = timed(run, stage.name, None, lambda: stage.run(run))
             if stage.writes_dataset:
                 write_outputs(run)
+        release_models(run)
         report = {**build_report(run, rounds), **sections}
         write_json(run.dir.report, report)
         write_card(run.dir.adapter, run.teacher, report)  # the adapter's README.md, from the final numbers
@@ -80,6 +83,13 @@ def execute(run: Run) -> dict[str, Any]:
         raise
     run.hook.on_run_end(out_dir=run.dir.path, status="ok", error=None)
     return report
+
+
+def release_models(run: Run) -> None:
+    """Every implementation frees the models it holds, so memory does not grow stage by stage."""
+    for impl in run.impl.values():
+        impl.release()
+    gc.collect()
 
 
 def timed(run: Run, stage: str, round_: int | None, fn: Callable[[], Any], total: int | None = None) -> Any:

@@ -213,8 +213,11 @@ class Run:
 
     def _namespace(self, kind: str, model: ModelSpec, extra: Any = None) -> list[Any]:
         impl = self.impl[kind]
+        # how it is asked and loaded changes its outputs: in the key when set (unset keeps older runs' keys)
         asked = [model.chat_template, model.system_prompt] if model.chat_template or model.system_prompt else []
-        return [kind, impl.identity(), model_identity(model.base, model.adapter, model.finetuned), extra, *asked]
+        loading = {k: getattr(model, k) for k in ("dtype", "quantization") if getattr(model, k)}
+        loaded = [loading] if loading else []
+        return [kind, impl.identity(), model_identity(model.base, model.adapter, model.finetuned), extra, *asked, *loaded]
 
     def generate(self, model: ModelSpec, prompts: list[str], sampling: Sampling, stage: str) -> list[Answer]:
         answerer = self.impl["answerer"]

@@ -8,7 +8,7 @@ the methods below, so any plugin can replace any stage.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -40,6 +40,18 @@ class ModelSpec:
     trust_remote_code: bool = False
     chat_template: str | None = None
     system_prompt: str | None = None
+    dtype: str | None = None
+    """Loading controls (None: the implementation's choice): float32 | bfloat16 | float16."""
+    device: str | None = None
+    """cpu | cuda | cuda:N | mps."""
+    device_map: str | None = None
+    """"auto": spread a model too large for one device over all of them (accelerate)."""
+    quantization: str | None = None
+    """4bit | 8bit (bitsandbytes, CUDA): a teacher larger than the GPU's memory in 16 bits."""
+
+    def base_only(self) -> "ModelSpec":
+        """The base model alone, asked in its own format, loaded the same way."""
+        return replace(self, adapter=None, finetuned=None, chat_template=None, system_prompt=None)
 
 
 @dataclass(frozen=True)
@@ -191,6 +203,10 @@ class Implementation:
 
         Called before the run directory is touched, so a bad input leaves nothing behind; load no
         model here: a resumed run may need none."""
+
+    def release(self) -> None:
+        """Free the models it holds in memory; it may be called again, and then loads them anew. The core
+        calls it between stages, so a stage's models are gone before the next loads its own."""
 
     def close(self) -> None:
         """Release models and connections."""

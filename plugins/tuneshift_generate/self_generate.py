@@ -46,7 +46,7 @@ class SelfGenerate(Expander):
         if self.options.model == "teacher":
             return teacher
         if self.options.model == "base":
-            return ModelSpec(base=teacher.base, trust_remote_code=teacher.trust_remote_code)
+            return teacher.base_only()
         return ModelSpec(base=local_model(self.options.model))
 
     def check(self) -> None:

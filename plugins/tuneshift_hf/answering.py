@@ -82,6 +82,11 @@ class HFAnswerer(Answerer):
     def identity(self) -> dict[str, Any]:
         return identity_with_precision(super().identity(), self.options)
 
+    def release(self) -> None:
+        from .loading import clear
+
+        clear()  # the process's loaded models (the scorer shares them): reloaded on the next call
+
     def answer(self, model: ModelSpec, prompts: list[str], sampling: Sampling) -> list[Answer]:
         import torch
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tuneshift.api import ModelSpec, UsageError
 
-from .loading import _check_path, is_gguf
+from .loading import _check_path, check_loading, is_gguf
 
 TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt",
@@ -136,6 +136,7 @@ def check_spec(spec: ModelSpec, warn_no_template: bool = False, role: str | None
 
         check_adapter(spec.adapter, spec.base, adapter_key)
         check_adapter_fits(spec.adapter, spec.base)
+    check_loading(spec, role)
     tokenizer_of = spec.finetuned or spec.base
     if warn_no_template and has_chat_template(tokenizer_of) is False:
         warnings.warn(f"model {tokenizer_of}: its tokenizer has no chat template; prompts use the plain "

@@ -65,9 +65,35 @@ class Loaded:
         return next(self.model.parameters()).device
 
 
-def pick_device_dtype(precision: str = "auto") -> tuple[str, torch.dtype]:
-    dtype = torch.bfloat16 if resolve_precision(precision) == "bfloat16" else torch.float32
-    return ("cuda" if torch.cuda.is_available() else "cpu"), dtype
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def pick_device_dtype(precision: str = "auto", device: str | None = None, dtype: str | None = None
+                      ) -> tuple[str, torch.dtype]:
+    """The device (a spec's own, else CUDA where present, else the CPU) and the float type (a spec's own,
+    else the implementation's precision)."""
+    return (device or ("cuda" if torch.cuda.is_available() else "cpu")), DTYPES[dtype or resolve_precision(precision)]
+
+
+def check_loading(spec: ModelSpec, role: str | None = None) -> None:
+    """A spec's device and quantization can be had on this machine, before any work: one line if not."""
+    key = f"config: {role}." if role else "model "
+    device = spec.device or ""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"{key}device = {device}: no CUDA GPU here (torch {torch.__version__}); use cpu or auto")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        raise UsageError(f"{key}device = {device}: there are {torch.cuda.device_count()} CUDA devices")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"{key}device = mps: Apple's Metal backend is not available here; use cpu or auto")
+    if spec.quantization:
+        if not torch.cuda.is_available():
+            raise UsageError(f"{key}quantization = {spec.quantization}: bitsandbytes quantisation needs a CUDA GPU; "
+                             "none here (leave it unset to load in 16 or 32 bits)")
+        import importlib.util
+
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise UsageError(f"{key}quantization = {spec.quantization}: bitsandbytes is not installed "
+                             "(pip install 'tuneshift[quantization]')")
 
 
 def cache_root() -> Path:
@@ -258,12 +284,24 @@ def _glibc(name: str) -> Any:
         return None
 
 
-def load_causal_lm(path: str, trust_remote_code: bool = False, precision: str = "auto") -> Any:
+def load_causal_lm(path: str, trust_remote_code: bool = False, precision: str = "auto",
+                   spec: ModelSpec | None = None) -> Any:
+    """A causal LM in eval mode, loaded as `spec`'s loading controls say (dtype, device, device_map,
+    quantization), else on the default device in `precision`."""
     from transformers import AutoModelForCausalLM
 
-    device, dtype = pick_device_dtype(precision)
-    model = _from_pretrained(AutoModelForCausalLM, path, trust_remote_code, dtype=dtype, use_safetensors=True)
-    return model.to(device).eval()
+    device, dtype = pick_device_dtype(precision, spec and spec.device, spec and spec.dtype)
+    kwargs: dict[str, Any] = {}
+    if spec is not None and spec.quantization:
+        from transformers import BitsAndBytesConfig
+
+        compute = dtype if dtype != torch.float32 else torch.bfloat16
+        kwargs["quantization_config"] = (BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=compute)
+                                         if spec.quantization == "4bit" else BitsAndBytesConfig(load_in_8bit=True))
+    if spec is not None and (spec.device_map or spec.quantization):
+        kwargs["device_map"] = spec.device_map or device  # placed while loading: never whole on one device first
+    model = _from_pretrained(AutoModelForCausalLM, path, trust_remote_code, dtype=dtype, use_safetensors=True, **kwargs)
+    return (model if "device_map" in kwargs else model.to(device)).eval()
 
 
 def check_adapter(adapter: str, base: str, key: str | None = None) -> None:
@@ -315,17 +353,17 @@ def tokenizer_of(spec: ModelSpec) -> Any:
 def load(spec: ModelSpec, precision: str = "auto") -> Loaded:
     """The model and tokenizer of `spec` in `precision`, loaded once per process."""
     precision = resolve_precision(precision)
-    key = (spec.base, spec.adapter, spec.finetuned, spec.chat_template, spec.system_prompt, precision)
+    key = (spec, precision)
     with _lock:
         if key in _models:
             return _models[key]
         trc = spec.trust_remote_code
         if spec.finetuned:
-            loaded = Loaded(load_causal_lm(spec.finetuned, trc, precision), tokenizer_of(spec), False, base_model=None)
+            loaded = Loaded(load_causal_lm(spec.finetuned, trc, precision, spec), tokenizer_of(spec), False, base_model=None)
         else:
             if spec.adapter:
                 check_adapter(spec.adapter, spec.base)
-            model = load_causal_lm(spec.base, trc, precision)
+            model = load_causal_lm(spec.base, trc, precision, spec)
             tokenizer = tokenizer_of(spec)
             if spec.adapter:
                 from peft import PeftModel
@@ -343,18 +381,22 @@ def load(spec: ModelSpec, precision: str = "auto") -> Loaded:
 def base_of(spec: ModelSpec, precision: str = "auto") -> Loaded:
     """The base model to score against: the same weights with the adapter off, or a second model."""
     if spec.finetuned:
-        return load(ModelSpec(base=spec.base, trust_remote_code=spec.trust_remote_code), precision)
+        return load(spec.base_only(), precision)
     return load(spec, precision)
 
 
 def forget(spec: ModelSpec) -> None:
     """Drop `spec`'s loaded models (every precision) from the per-process cache."""
     with _lock:
-        for key in [k for k in _models if k[:3] == (spec.base, spec.adapter, spec.finetuned)]:  # every format too
+        for key in [k for k in _models if (k[0].base, k[0].adapter, k[0].finetuned) ==
+                    (spec.base, spec.adapter, spec.finetuned)]:  # every format, loading and precision
             del _models[key]
 
 
 def clear() -> None:
-    """Drop every loaded model from the per-process cache."""
+    """Drop every loaded model from the per-process cache (and CUDA's cached blocks of them)."""
     with _lock:
         _models.clear()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -171,6 +171,11 @@ class HFScorer(Scorer):
         self.options.resolved()  # a bad $TUNESHIFT_PRECISION is refused now
         check_spec(self.context.teacher)
 
+    def release(self) -> None:
+        from .loading import clear
+
+        clear()  # the process's loaded models (the answerer shares them): reloaded on the next call
+
     def check_pairs(self, model: ModelSpec, pairs: list[tuple[str, str]]) -> tuple[int, str] | None:
         """Before scoring: the index of the first pair too long for the fine-tuned model or its base
         (or with an empty response), and the reason; None when every pair can be scored."""

@@ -160,7 +160,7 @@ class LoRATrainer(Trainer):
         parallel = DataParallel()  # first: it picks this process's device before the model loads
         torch.manual_seed(o.seed)
         tok = load_tokenizer(model.base, model.trust_remote_code)
-        base = load_causal_lm(model.base, model.trust_remote_code, o.precision)
+        base = load_causal_lm(model.base, model.trust_remote_code, o.precision, model)  # its dtype, device
         lora = LoraConfig(r=o.rank, lora_alpha=o.alpha, lora_dropout=o.dropout, target_modules=o.target_modules,
                           bias="none", task_type="CAUSAL_LM")
         peft_model = get_peft_model(base, lora, autocast_adapter_dtype=True)  # float32 LoRA on bf16 weights

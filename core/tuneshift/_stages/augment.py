@@ -65,8 +65,7 @@ def rephrase(run: RunState, question: str, n: int, model: str | None) -> list[st
 
 def model_phrasings(run: RunState, question: str, n: int, model: str) -> list[str]:
     """Rephrasings by a model through the run's cached answerer: the teacher's base, the teacher, or a path."""
-    spec = {"teacher": run.teacher, "base": ModelSpec(base=run.teacher.base,
-                                                      trust_remote_code=run.teacher.trust_remote_code)
+    spec = {"teacher": run.teacher, "base": run.teacher.base_only()
             }.get(model) or ModelSpec(base=local_model(model, "config: augment.model ="))
     sampling = Sampling(max_new_tokens=48 * n, seed=run.cfg.run.seed)
     [answer] = run.generate(spec, [REQUEST.format(n=n, q=question)], sampling, stage="augment")

@@ -29,4 +29,5 @@ def run(run: RunState) -> dict[str, Any] | None:
     for label, model in models.items():
         answers = run.generate(model, [r["prompt"] for r in rows], run.greedy, stage=f"eval:{label}")
         result[label] = sum(is_correct(a.text, r["answer"]) for a, r in zip(answers, rows)) / len(rows)
+        run.impl["answerer"].release()  # one model at a time: the next label loads its own
     return result

@@ -38,7 +38,7 @@ class VLLMAnswerer(Answerer):
         teacher = self.context.teacher
         if model == teacher:
             return self.options.finetuned_model
-        if model == ModelSpec(base=teacher.base, trust_remote_code=teacher.trust_remote_code):
+        if model == teacher.base_only():
             return self.options.base_model
         return self.options.served.get(model.finetuned or model.adapter or model.base)
 
