@@ -77,7 +77,7 @@ class TrlSft(Trainer):
                           bias="none", task_type="CAUSAL_LM")
         steps = StepMetrics(self)
         with quiet_datasets():
-            trainer = SFTTrainer(model=load_causal_lm(model.base, model.trust_remote_code, o.precision),
+            trainer = SFTTrainer(model=load_causal_lm(model.base, model.trust_remote_code, o.precision, model),
                                  args=config, processing_class=tok, peft_config=lora,
                                  train_dataset=Dataset.from_list([rows[j] for j in train_rows]),
                                  eval_dataset=Dataset.from_list([rows[j] for j in held_rows]) if held_rows else None,
