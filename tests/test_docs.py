@@ -51,3 +51,19 @@ def test_every_api_member_is_documented():
     section = DOCS[DOCS.index("## The plugin API: tuneshift.api"):]
     missing = [name for name in api.__all__ if f"`{name}" not in section]
     assert missing == [], f"docs/plugins.md's tuneshift.api section lacks {missing}"
+
+
+def test_every_test_the_ecosystem_table_names_exists():
+    """docs/ecosystem.md names, for each expectation, the tests that prove it: each must be a test there."""
+    table = (ROOT / "docs" / "ecosystem.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "tests/" in line]
+    assert len(rows) >= 20
+    for row in rows:
+        proof = row.rstrip(" |").rsplit(" | ", 1)[-1]
+        named = 0
+        for file, names in re.findall(r"tests/(\w+\.py)((?:::\w+(?:, )?)+)", proof):
+            source = (ROOT / "tests" / file).read_text()
+            for name in re.findall(r"::(\w+)", names):
+                assert re.search(rf"^def {name}\(", source, re.MULTILINE), f"{file}::{name} (row: {row[:60]})"
+                named += 1
+        assert named, f"no test named in: {row[:80]}"

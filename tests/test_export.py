@@ -100,3 +100,25 @@ def test_an_hf_export_replaces_an_earlier_one(run_dir, tmp_path):
         assert result.returncode == 0, result.stderr[-2000:]
     assert load_from_disk(str(out)).num_rows == len(lines(run_dir / "dataset.jsonl"))
     assert not list(tmp_path.glob(".hf.*"))  # no staging or old copy left behind
+
+
+def test_trls_sft_trainer_takes_dataset_jsonl_unchanged(run_dir, tiny, tmp_path):
+    """What a TRL user does with a run's dataset: load it with `datasets`, hand it to SFTTrainer as is
+    (prompt-completion format, loss on the completion), train a step."""
+    pytest.importorskip("trl")
+    from datasets import load_dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    data = load_dataset("json", data_files=str(run_dir / "dataset.jsonl"), split="train")
+    model = AutoModelForCausalLM.from_pretrained(tiny["teacher_base"])  # it has a chat template
+    tokenizer = AutoTokenizer.from_pretrained(tiny["teacher_base"])
+    args = SFTConfig(output_dir=str(tmp_path / "sft"), max_steps=1, per_device_train_batch_size=2, report_to="none",
+                     use_cpu=True, save_strategy="no", logging_steps=1, completion_only_loss=True)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data.select_columns(["prompt", "completion"]),
+                         processing_class=tokenizer)
+    result = trainer.train()
+    assert result.global_step == 1 and result.training_loss > 0
+    conversational = SFTTrainer(model=model, args=args, train_dataset=data.select_columns(["messages"]),
+                                processing_class=tokenizer).train()
+    assert conversational.global_step == 1 and conversational.training_loss > 0
