@@ -163,6 +163,9 @@ def test_observer_hooks_see_every_event(tiny, tmp_path):
     assert ends[("select", 0)]["counts"].get("kept", 0) + ends[("select", 0)]["counts"].get("below_threshold", 0) > 0
     answered = sum(e["advance"] for e in events if e["event"] == "on_progress" and e["stage"] == "answer")
     assert answered >= 4  # the seeds, at least
+    [train] = [e for e in events if e["event"] == "on_stage_start" and e["stage"] == "train"]
+    trained = sum(e["advance"] for e in events if e["event"] == "on_progress" and e["stage"] == "train")
+    assert train["total"] == trained == 2  # the bar counts the tiny config's epochs, and reaches them
     steps = [e for e in events if e["event"] == "on_metrics"]  # every optimiser step of the trainer
     assert steps and {e["stage"] for e in steps} == {"train"}
     assert [e["step"] for e in steps] == list(range(1, len(steps) + 1))

@@ -65,7 +65,7 @@ def execute(run: Run) -> dict[str, Any]:
         sections = {}
         for stage in FINAL_STAGES:
             release_models(run)  # the rounds' or the last stage's: training, evaluation load their own
-            sections[stage.report] = timed(run, stage.name, None, lambda: stage.run(run))
+            sections[stage.report] = timed(run, stage.name, None, lambda: stage.run(run), final_total(run, stage.name))
             if stage.writes_dataset:
                 write_outputs(run)
         release_models(run)
@@ -83,6 +83,14 @@ def execute(run: Run) -> dict[str, Any]:
         raise
     run.hook.on_run_end(out_dir=run.dir.path, status="ok", error=None)
     return report
+
+
+def final_total(run: Run, stage: str) -> int | None:
+    """What a final stage's bar counts to, where known: the trainer reports epochs."""
+    if stage == "train" and run.cfg.target is not None and "trainer" in run.impl:
+        epochs = getattr(run.impl["trainer"].options, "epochs", None)
+        return epochs if isinstance(epochs, int) else None
+    return None
 
 
 def release_models(run: Run) -> None:
