@@ -72,3 +72,26 @@ def test_release_frees_the_models_and_the_next_call_loads_them_again(tiny):
     assert not loading._models
     assert answerer.answer(spec, ["Who leads Orion?"], Sampling(max_new_tokens=8)) == first
     loading.clear()
+
+
+@pytest.mark.parametrize("bits", ["4bit", "8bit"])
+def test_quantization_reaches_transformers_as_a_bitsandbytes_config(tiny, monkeypatch, bits):
+    """The wiring only: this machine has no CUDA, so the load itself is stopped where transformers would
+    quantise (loading in 4 and 8 bits on a GPU: not run in these sessions)."""
+    import transformers
+    from tuneshift_hf.loading import load_causal_lm
+
+    seen = {}
+
+    def stop(*args, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stopped before loading")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", stop)
+    with pytest.raises(RuntimeError, match="stopped before loading"):
+        load_causal_lm(str(tiny["teacher_base"]), spec=ModelSpec(base=str(tiny["teacher_base"]), quantization=bits,
+                                                                 dtype="bfloat16"))
+    config = seen["quantization_config"]
+    assert isinstance(config, transformers.BitsAndBytesConfig)
+    assert (config.load_in_4bit, config.load_in_8bit) == ((True, False) if bits == "4bit" else (False, True))
+    assert seen["device_map"] and seen["dtype"] is __import__("torch").bfloat16
