@@ -54,6 +54,7 @@ def test_a_run_with_augmentation_trains_on_consistent_phrasings(tiny, tmp_path):
     for r in added:  # each phrasing names its fact, a kept candidate, and keeps its question's words
         assert cands[r["fact"]]["fate"] == "kept" and r["prompt"] != cands[r["fact"]]["prompt"]
     assert len({r["fact"] for r in added}) <= len(kept) and len(added) <= 3 * len(kept)  # no fact dominates
+    assert len({type(r["fact"]) for r in rows}) == 1  # one type from the first row: with phrasings each names its fact
     # `tuneshift train` reads the same pairs back from dataset.jsonl
     again = run_cli("train", str(out), "--out", str(tmp_path / "adapter2"))
     assert again.returncode == 0, again.stderr
@@ -109,3 +110,19 @@ def test_sampled_answers_count_like_phrasings_each_sample_with_its_own_seed():
     assert [s.seed for s in sampled] == [3001, 3002] and all(s.temperature == 0.7 for s in sampled)
     assert not decision.keep and decision.extra["consistency"] == 0.75  # 2 phrasings + 1 of 2 samples agree
     assert decision.reason == "inconsistent: 3 of 4 rephrasings and samples answered alike"
+
+
+def test_with_augmentation_every_kept_row_names_its_fact():
+    """dataset.jsonl's `fact` is an integer in every row once phrasings were added (a pair none of whose
+    phrasings agreed is a fact of its own), so readers infer one type from the first row; without
+    augmentation it stays null, and the trainer groups exactly as the rows say."""
+    from tuneshift._pipeline import dataset_row
+    from tuneshift._stages.train import fact_of, training_pair
+    from tuneshift.kinds import Candidate
+
+    alone = Candidate(id=3, round=0, prompt="Who leads Orion?", origin="seed", response="Mara.", fate="kept")
+    rephrased = Candidate(id=4, round=0, prompt="Where is Vela?", origin="seed", response="Tarn.", fate="kept",
+                          extra={"fact": 4})
+    assert dataset_row(alone)["fact"] is None and dataset_row(alone, augmented=True)["fact"] == 3
+    assert dataset_row(rephrased, augmented=True)["fact"] == 4 == fact_of(rephrased)
+    assert training_pair(alone.prompt, alone.response, {"fact": fact_of(alone)})["group"] == 3

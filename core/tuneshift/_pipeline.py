@@ -23,6 +23,7 @@ from tuneshift._errors import TuneshiftError
 from tuneshift._rundir import read_json, write_json, write_jsonl
 from tuneshift._runner import Run
 from tuneshift._stages import FINAL_STAGES, ROUND_STAGES
+from tuneshift._stages.train import fact_of
 from tuneshift.kinds import Candidate
 
 DATASET_FIELDS = ("id", "round", "prompt", "response", "score", "nll_finetuned", "nll_base", "ppl_ratio", "origin")
@@ -30,8 +31,14 @@ DATASET_EXTRA = ("train_spans", "fact")
 """Keys of a candidate's extra that dataset.jsonl carries (for the trainer) when a selector set them."""
 
 
-def dataset_row(c: Candidate) -> dict[str, Any]:
-    return with_chat_columns({**{k: getattr(c, k) for k in DATASET_FIELDS}, **{k: c.extra.get(k) for k in DATASET_EXTRA}})
+def dataset_row(c: Candidate, augmented: bool = False) -> dict[str, Any]:
+    """A kept candidate's row; with augmentation every kept pair names its fact (its own id when no phrasing
+    of it agreed), so the `fact` column holds integers from its first row on."""
+    row = {**{k: getattr(c, k) for k in DATASET_FIELDS}, **{k: c.extra.get(k) for k in DATASET_EXTRA}}
+    if augmented:
+        row["fact"] = fact_of(c)
+    return with_chat_columns(row)
+
 
 
 def with_chat_columns(row: dict[str, Any]) -> dict[str, Any]:
@@ -182,7 +189,8 @@ def write_outputs(run: Run) -> None:
     """candidates.jsonl whole, and dataset.jsonl: the kept pairs, then the augmentation's (with their `fact`)."""
     write_jsonl(run.dir.candidates, (asdict(c) for c in run.candidates))
     augmented = (with_chat_columns(row) for row in run.augmented)
-    write_jsonl(run.dir.dataset, chain((dataset_row(c) for c in run.candidates if c.kept), augmented))
+    kept = (dataset_row(c, bool(run.augmented)) for c in run.candidates if c.kept)
+    write_jsonl(run.dir.dataset, chain(kept, augmented))
 
 
 def build_report(run: Run, rounds: list[dict[str, Any]]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from tuneshift._errors import RunError, UsageError
 from tuneshift._hub import hub_id
 from tuneshift._rundir import mark, owner, read_json, write_json
 from tuneshift._stages.base import RunState
-from tuneshift.kinds import ModelSpec, Trainer
+from tuneshift.kinds import Candidate, ModelSpec, Trainer
 
 
 def run(run: RunState) -> dict[str, Any] | None:
@@ -25,7 +25,8 @@ def run(run: RunState) -> dict[str, Any] | None:
     done_marker = run.dir.state / "train.done.json"
     if target is None:
         return None
-    pairs = [training_pair(c.prompt, c.response, c.extra) for c in run.candidates if c.kept]
+    pairs = [training_pair(c.prompt, c.response, {**c.extra, "fact": fact_of(c)} if run.augmented else c.extra)
+             for c in run.candidates if c.kept]  # as dataset_row writes them
     pairs += [training_pair(a["prompt"], a["response"], a) for a in run.augmented]  # as dataset.jsonl lists them
     if done_marker.exists() and run.dir.adapter.is_dir():
         done = read_json(done_marker)
@@ -72,6 +73,12 @@ def check_adapter_out(adapter: Path, run_dir: Path, models: list[str | None]) ->
 
 def staging_of(adapter: Path) -> Path:
     return adapter.parent / f".{adapter.name}.partial"
+
+
+def fact_of(c: Candidate) -> int:
+    """The fact a kept pair teaches: what augmentation recorded (it and its agreeing phrasings), else the
+    pair alone; no two pairs of one fact share a batch."""
+    return c.extra["fact"] if c.extra.get("fact") is not None else c.id
 
 
 def training_pair(prompt: str, response: str, extra: dict[str, Any]) -> dict[str, Any]:
