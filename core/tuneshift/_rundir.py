@@ -10,6 +10,7 @@ import codecs
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -139,6 +140,19 @@ def make_writable_dir(path: Path) -> None:
 
 MARKER = ".tuneshift"
 """The file that marks a directory as tuneshift's own (its kind: run, demo, adapter), written at creation."""
+
+
+def move_into_place(staging: Path, target: Path) -> None:
+    """Replace the directory `target` (tuneshift's own: the caller checked) by the finished `staging`; the
+    old one is set aside first, so a kill leaves the old directory or the new one, never neither."""
+    if target.exists():
+        old = target.parent / f".{target.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+        staging.rename(target)
+        shutil.rmtree(old)
+    else:
+        staging.rename(target)
 
 
 def owner(path: Path) -> str | None:

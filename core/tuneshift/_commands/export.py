@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from tuneshift._errors import UsageError
-from tuneshift._rundir import mark, owner, read_jsonl, write_jsonl
+from tuneshift._rundir import mark, move_into_place, owner, read_jsonl, write_jsonl
 
 FORMATS = ("jsonl", "parquet", "hf")
 TABLES = ("dataset", "candidates")
@@ -87,14 +87,7 @@ def export(run_dir: Path, fmt: str, out: Path, table: str = "dataset") -> int:
         return len(rows)
     data.save_to_disk(str(staging))
     mark(staging, "export", table=table, run=str(run_dir))
-    if out.exists():  # an earlier export (checked): set aside, so a kill leaves the old one or the new one
-        old = out.parent / f".{out.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        staging.rename(out)
-        shutil.rmtree(old)
-    else:
-        staging.rename(out)
+    move_into_place(staging, out)  # an existing one is an earlier export (checked)
     return len(rows)
 
 

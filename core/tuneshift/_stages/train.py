@@ -10,7 +10,7 @@ from typing import Any
 from tuneshift._cache import fingerprint
 from tuneshift._errors import RunError, UsageError
 from tuneshift._hub import hub_id
-from tuneshift._rundir import mark, owner, read_json, write_json
+from tuneshift._rundir import mark, move_into_place, owner, read_json, write_json
 from tuneshift._stages.base import RunState
 from tuneshift.kinds import Candidate, ModelSpec, Trainer
 
@@ -119,12 +119,5 @@ def fit(trainer: Trainer, model: ModelSpec, pairs: list[dict[str, Any]], adapter
     if not (staging / "adapter_config.json").is_file():
         raise RunError(f"trainer {trainer.name} wrote no adapter_config.json")
     portable_base(staging, model.base)
-    if adapter.exists():  # ours (checked): set aside, so a kill leaves the old adapter or the new one
-        old = adapter.parent / f".{adapter.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        adapter.rename(old)
-        staging.rename(adapter)
-        shutil.rmtree(old)
-    else:
-        staging.rename(adapter)
+    move_into_place(staging, adapter)  # an existing adapter is ours (checked)
     return {"pairs": len(pairs), "pairs_fingerprint": key, **metrics}
