@@ -172,7 +172,7 @@ OPERATORS: dict[str, Callable[[Knowledge, random.Random], Iterator[Idea]]] = {
 }
 
 
-CRAWL_PRIOR = {"follow": 2, "probe": 2, "related": 2}
+CRAWL_PRIOR = {"follow": 2, "probe": 2, "related": 2, "ask": 2}
 """Operators that reach new entities start with one imagined success: the method transfers only what
 its prompts reach, so the agent explores outward before it rewrites what it has."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from tuneshift_hf.answering import HFAnswerer, context_limit, stop_token_ids
 from tuneshift_hf.batching import plan_batches
-from tuneshift_hf.checks import check_spec
+from tuneshift_hf.checks import check_spec, has_chat_template
 from tuneshift_hf.formatting import (PLAIN_TEMPLATE, encode_pair, end_of_turn, plain_chat_template, prompt_text,
                                      span_weights, uses_chat_template)
 from tuneshift_hf.loading import _first_reason as load_error_reason
@@ -24,4 +24,4 @@ from tuneshift_hf.training import split_held_out
 __all__ = ["HFAnswerer", "HFScorer", "context_limit", "stop_token_ids", "plan_batches", "check_spec",
            "PLAIN_TEMPLATE", "encode_pair", "end_of_turn", "prompt_text", "load_error_reason", "check_adapter",
            "clear", "load_causal_lm", "load_tokenizer", "HEAD_ELEMENTS", "capture_head_input", "tokenizer_of",
-           "uses_chat_template", "plain_chat_template", "span_weights", "resolve_precision", "split_held_out"]
+           "uses_chat_template", "has_chat_template", "plain_chat_template", "span_weights", "resolve_precision", "split_held_out"]

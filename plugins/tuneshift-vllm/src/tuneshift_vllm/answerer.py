@@ -35,10 +35,13 @@ class VLLMAnswerer(Answerer):
         return identity(self.name, self.options, {"local_fallback"})
 
     def served_name(self, model: ModelSpec) -> str | None:
+        """Which served model has these weights: by files, whatever the prompt format (this answerer applies
+        the format itself and sends token ids, so a request in another format, such as magpie's, is served)."""
         teacher = self.context.teacher
-        if model == teacher:
+        files = (model.base, model.adapter, model.finetuned)
+        if files == (teacher.base, teacher.adapter, teacher.finetuned):
             return self.options.finetuned_model
-        if model == teacher.base_only():
+        if files == (teacher.base, None, None):
             return self.options.base_model
         return self.options.served.get(model.finetuned or model.adapter or model.base)
 
