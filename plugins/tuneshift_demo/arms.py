@@ -86,7 +86,7 @@ def pipeline_config(inputs: dict[str, str], seed: int, settings: dict[str, Any],
         "teacher": {"base": inputs["teacher_base"], "adapter": inputs["teacher_adapter"]},
         "target": {"model": inputs["target"], "train": not keep_all},
         "seeds": {"path": inputs["seeds"]},
-        "expander": {"use": "agentic"},
+        "expander": dict(settings.get("expander") or {"use": "agentic"}),
         "deduper": {"use": "st-faiss", **settings["deduper"]},
         "scorer": {"token_logprobs": True},  # token-excess replays on the pool need them
         "selector": selector,

@@ -22,16 +22,19 @@ def register_commands(cli: click.Group) -> None:
 
 @click.command()
 @click.option("--preset", type=click.Choice(["quick", "full"]), default="quick", show_default=True)
-@click.option("--out", "out_dir", type=click.Path(), default="runs/demo", show_default=True)
+@click.option("--domain", type=click.Choice(["organisation", "support"]), default="organisation", show_default=True,
+              help="The kind of knowledge: a fictional organisation's facts, or a support desk's routing skill.")
+@click.option("--out", "out_dir", type=click.Path(), default=None,
+              help="Output folder  [default: runs/demo, runs/demo-support for --domain support]")
 @click.option("--seeds", "n_seeds", type=int, default=None, help="Number of random seeds.")
 @click.pass_obj
-def demo(state: State, preset: str, out_dir: str, n_seeds: int | None) -> None:
+def demo(state: State, preset: str, domain: str, out_dir: str | None, n_seeds: int | None) -> None:
     """The embedded demo: SmolLM2 teacher -> Gemma 3 target, with floor, ceiling and ablations."""
     from .run import run_demo
 
     refuse_multi_process("demo")
-    out = output_path(out_dir, "--out")
-    print_table(run_demo(state, preset, out, n_seeds), preset, out)
+    out = output_path(out_dir or ("runs/demo" if domain == "organisation" else f"runs/demo-{domain}"), "--out")
+    print_table(run_demo(state, preset, out, n_seeds, domain_name=domain), preset, out)
 
 
 def print_table(report: dict[str, Any], preset: str, out_dir: Path) -> None:

@@ -23,6 +23,7 @@ from .arms import arms_of, check_pipelines, run_arm
 from .checking import guess_accuracy
 from .domain import PRESETS, build
 from .judge import Judge
+from .support import SUPPORT_PRESETS, SupportJudge, build_support
 from .teacher import RECIPE, build_teacher
 
 TRAINER: dict[str, Any] = {"rank": 16, "alpha": 32, "dropout": 0.05, "learning_rate": 1e-3, "epochs": 10,
@@ -103,9 +104,23 @@ def scaled_down() -> dict[str, Any]:
     return scale
 
 
+DOMAINS = ("organisation", "support")
+"""The demo's kinds of knowledge: facts about a fictional organisation's people and projects (domain.py), and
+a fictional support desk's routing skill (support.py)."""
+
+
+def make_domain(name: str, preset: str, size: dict[str, int] | None) -> tuple[Any, Any]:
+    """(domain, judge) of the named kind of knowledge, at the preset's size unless `size` says otherwise."""
+    if name == "support":
+        support = build_support(0, **(size or SUPPORT_PRESETS[preset]))
+        return support, SupportJudge(support)
+    organisation = build(0, **(size or PRESETS[preset]))
+    return organisation, Judge(organisation)
+
+
 def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: dict[str, str] | None = None,
              settings: dict[str, Any] | None = None, teacher_recipe: dict[str, Any] | None = None,
-             domain_size: dict[str, int] | None = None) -> dict[str, Any]:
+             domain_size: dict[str, int] | None = None, domain_name: str = "organisation") -> dict[str, Any]:
     started = time.time()
     out = Path(out).resolve()  # once, first: every path the arms write into configs is absolute
     scale = scaled_down()
@@ -115,7 +130,7 @@ def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: 
     claim(out, "demo", legacy=lambda p: (p / "inputs" / "seeds.jsonl").is_file())  # never a user's folder
     cache = cache_root() / "demo"
     models = {k: str(Path(v).resolve()) for k, v in (models or scale.get("models") or real_models(cache_root())).items()}
-    domain = build(0, **(domain_size or scale.get("domain_size") or PRESETS[preset]))
+    domain, judge = make_domain(domain_name, preset, domain_size or scale.get("domain_size"))
     private, evals = domain.private_set(), domain.eval_set()
     write_jsonl(out / "private" / "train.jsonl", private)
     write_jsonl(out / "private" / "eval.jsonl", evals)
@@ -151,7 +166,6 @@ def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: 
                                                                      if "dataset_size" in r else {})})
             results[arm].append(result)
             release_models()
-    judge = Judge(domain)
     replayed = [stage(f"selection seed {seed}", lambda: selection.replay(seed, ctx, judge),
                       lambda r: {"pool": r["pool"]}) for seed in seeds]
     trained = []
@@ -163,7 +177,7 @@ def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: 
     checks = stage("verification", lambda: verification.verify_arms(arms, seeds, ctx, release_models),
                    lambda c: {"arms": len(c)})
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    summary = reporting.summarise(preset, seeds, teacher, results, time.time() - started, peak)
+    summary = {"domain": domain_name, **reporting.summarise(preset, seeds, teacher, results, time.time() - started, peak)}
     summary["guess_baseline"] = guess_accuracy(evals)
     summary["per_relation"] = reporting.per_relation(evals, results)
     summary["verification"] = verification.summarise(results, checks)
