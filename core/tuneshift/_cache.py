@@ -25,17 +25,23 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+DOCUMENTS = {"README.md"}
+"""Files of a model folder that are documentation, not model: left out of its identity."""
+
+
 def model_identity(*paths: str | None) -> list[Any]:
     """Identity of model files, wherever they lie: each file's relative name and size, the content hash
     of small files (configs, adapters: a copied run directory still hits), and for large weights their
-    mtime and the hash of their first 64 KiB (the safetensors / GGUF header: names, shapes, dtypes)."""
+    mtime and the hash of their first 64 KiB (the safetensors / GGUF header: names, shapes, dtypes). A model
+    card (README.md) says nothing the model computes with: the run writes one into its adapter after
+    evaluating it, and the adapter stays the same model."""
     out: list[Any] = []
     for p in paths:
         if not p:
             out.append(None)
             continue
         path = Path(p)
-        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+        files = sorted(f for f in path.rglob("*") if f.is_file() and f.name not in DOCUMENTS) if path.is_dir() else [path]
         entries = []
         for f in files:
             stat = f.stat()
