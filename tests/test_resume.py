@@ -46,7 +46,14 @@ def start_run(tiny, out: Path, fault: dict | None, settings: dict = NO_VERIFY) -
     cmd = [sys.executable, "-c", "import sys; from tuneshift._cli import main; sys.exit(main())",
            "run", CONFIG, "--out", str(out), *tiny_overrides(tiny, **settings)]
     return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **fault_env(fault)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
+
+
+def interruptible() -> None:
+    """In the child, before Python starts: Ctrl-C as in a terminal's foreground. A test run in the background
+    of a non-interactive shell (`.ci/run &`) inherits SIGINT ignored, and Python then never installs its
+    handler: the self-sent SIGINT of the sigint case would be lost and the run would finish."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def lines(path: Path) -> list[dict]:
