@@ -51,6 +51,18 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
             "target": out / "target", "seeds": out / "seeds.jsonl", "eval": out / "eval.jsonl"}
 
 
+@pytest.fixture(scope="session")
+def finished_run(tiny, tmp_path_factory) -> Path:
+    """One finished tiny run (one round, a trained adapter, evaluation, no verification), shared by the tests
+    that only read what it wrote (export, prompt formats, the card, push, tensorboard): never write into it."""
+    out = tmp_path_factory.mktemp("shared-run") / "run"
+    result = run_cli("run", str(TINY / "config.toml"), "--out", str(out),
+                     *tiny_overrides(tiny, **{"run.rounds": 1, "verify.enabled": False}))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "adapter" / "adapter_config.json").is_file()
+    return out
+
+
 def tiny_overrides(tiny: dict[str, Path], **extra: object) -> list[str]:
     """--set arguments pointing examples/tiny/config.toml at the session's built models."""
     sets = {"teacher.base": tiny["teacher_base"], "teacher.adapter": tiny["adapter"],

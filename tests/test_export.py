@@ -6,16 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TINY, one_error_line, run_cli, tiny_overrides
+from conftest import one_error_line, run_cli
 
 
 @pytest.fixture(scope="module")
-def run_dir(tiny, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("export") / "run"
-    result = run_cli("run", str(TINY / "config.toml"), "--out", str(out),
-                     *tiny_overrides(tiny, **{"run.rounds": 1, "target.train": False}))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+def run_dir(finished_run) -> Path:
+    return finished_run
 
 
 def lines(path: Path) -> list[dict]:

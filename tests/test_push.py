@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, one_error_line, run_cli, tiny_overrides
+from conftest import one_error_line, run_cli
 from hub_server import fake_hub
 from serving import free_port
 
@@ -19,14 +19,9 @@ TOKEN = "hf_testPushToken0123456789"
 
 
 @pytest.fixture(scope="module")
-def trained(tiny, tmp_path_factory) -> Path:
-    """A finished tiny run with a trained adapter (one round, no verification)."""
-    out = tmp_path_factory.mktemp("push") / "run"
-    result = run_cli("run", str(TINY / "config.toml"), "--out", str(out),
-                     *tiny_overrides(tiny, **{"run.rounds": 1, "verify.enabled": False}))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (out / "adapter" / "adapter_config.json").is_file()
-    return out
+def trained(finished_run) -> Path:
+    """A finished tiny run with a trained adapter (one round, no verification): the session's shared one."""
+    return finished_run
 
 
 @pytest.fixture
