@@ -28,8 +28,9 @@ from tuneshift.api import (
     RunError,
     Sampling,
     UsageError,
-    local_model,
 )
+
+from .self_generate import chosen_model
 
 VERBATIM = "{{ messages[-1]['content'] }}"
 """A chat template that renders the request as it is: the prefix already holds the model's own template."""
@@ -54,12 +55,7 @@ class Magpie(Expander):
     Options = MagpieOptions
 
     def _model(self) -> ModelSpec:
-        teacher = self.context.teacher
-        if self.options.model == "teacher":
-            return teacher
-        if self.options.model == "base":
-            return teacher.base_only()
-        return ModelSpec(base=local_model(self.options.model, "config: expander.model ="))
+        return chosen_model(self.context.teacher, self.options.model)
 
     def check(self) -> None:
         from tuneshift_hf.shared import has_chat_template

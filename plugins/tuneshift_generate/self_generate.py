@@ -26,6 +26,15 @@ from tuneshift.api import (
 )
 
 
+def chosen_model(teacher: ModelSpec, choice: str) -> ModelSpec:
+    """An expander's `model` option as a spec: the teacher, its base alone, or a model path or hub id."""
+    if choice == "teacher":
+        return teacher
+    if choice == "base":
+        return teacher.base_only()
+    return ModelSpec(base=local_model(choice, "config: expander.model ="))
+
+
 class SelfGenerateOptions(Options):
     model: Literal["teacher", "base"] | str = "teacher"
     prompts_per_request: int = Field(4, ge=1)
@@ -42,12 +51,7 @@ class SelfGenerate(Expander):
     Options = SelfGenerateOptions
 
     def _model(self) -> ModelSpec:
-        teacher = self.context.teacher
-        if self.options.model == "teacher":
-            return teacher
-        if self.options.model == "base":
-            return teacher.base_only()
-        return ModelSpec(base=local_model(self.options.model))
+        return chosen_model(self.context.teacher, self.options.model)
 
     def check(self) -> None:
         """A model path exists and is a model (a directory with config.json, or a GGUF file), and
