@@ -6,6 +6,7 @@ tuneshift   the full pipeline from the seeds, teacher and base only
 no_filter   the same generator, as many pairs as tuneshift kept, drawn without the perplexity filter
 seeds_only  the teacher's answers to the seeds alone
 tuneshift_<name>  an ablation: the tuneshift arm with settings["ablations"][name] replacing those sections
+gen_<name>        the tuneshift arm with another generator (generators.py): which expander works where
 Every arm uses the same trainer options; results are cached per arm and seed so a rerun resumes.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +24,7 @@ from tuneshift.api import (ModelSpec, Sampling, State, atomic_write_text, build_
                            write_json)
 from tuneshift.api import run_pipeline as api_run_pipeline
 
+from . import generators
 from .checking import correct_flags
 
 ARMS = ("zero_shot", "ceiling", "tuneshift", "no_filter", "seeds_only")
@@ -36,17 +39,19 @@ def ablation_arms(settings: dict[str, Any]) -> tuple[str, ...]:
 
 
 def arms_of(settings: dict[str, Any]) -> tuple[str, ...]:
-    """The arms a preset runs: the five, then its ablations."""
-    return ARMS + ablation_arms(settings)
+    """The arms a preset runs: the five, then its ablations, then the generators asked for."""
+    return ARMS + ablation_arms(settings) + generators.generator_arms(settings)
 
 
 def runs_pipeline(arm: str) -> bool:
-    """Whether the arm is a `tuneshift run` of its own (the tuneshift arm and its ablations)."""
-    return arm == "tuneshift" or arm.startswith(ABLATION)
+    """Whether the arm is a `tuneshift run` of its own (the tuneshift arm, its ablations, the generator arms)."""
+    return arm == "tuneshift" or arm.startswith((ABLATION, generators.PREFIX))
 
 
-def settings_for(settings: dict[str, Any], arm: str) -> dict[str, Any]:
-    """The arm's settings: the preset's, with an ablation's sections in place of the preset's own."""
+def settings_for(settings: dict[str, Any], arm: str, api_base: str | None = None) -> dict[str, Any]:
+    """The arm's settings: the preset's, with an ablation's sections or a generator's expander in place."""
+    if arm.startswith(generators.PREFIX):
+        return {**settings, "expander": generators.expander_of(arm, settings, api_base)}
     if not arm.startswith(ABLATION):
         return settings
     return {**settings, **settings["ablations"][arm.removeprefix(ABLATION)]}
@@ -110,7 +115,8 @@ def check_pipelines(inputs: dict[str, str], seeds: list[int], settings: dict[str
     fine-tuned model here. Everything else (paths read back from the arm's folder, seeds, plugin
     names and options, the implementations' own checks) fails now, in seconds, not after the teacher.
     """
-    crawls = [("tuneshift", False), ("no_filter", True)] + [(a, False) for a in ablation_arms(settings)]
+    crawls = [("tuneshift", False), ("no_filter", True)] + [(a, False) for a in ablation_arms(settings)
+                                                            + generators.generator_arms(settings)]
     for seed in seeds:
         for arm, keep_all in crawls:
             config = pipeline_config({**inputs, "teacher_adapter": inputs["teacher_base"]}, seed,
@@ -137,8 +143,10 @@ def run_arm(arm: str, seed: int, ctx: dict[str, Any]) -> dict[str, Any]:
         adapter = train(ctx["state"], inputs["target"], ctx["private"], out, settings["trainer"], seed, ctx["progress"])
         extra["dataset_size"] = len(ctx["private"])
     elif runs_pipeline(arm):
-        report = run_pipeline(pipeline_config(inputs, seed, settings_for(settings, arm), keep_all=False), out,
-                              ctx["state"])
+        served = generators.loopback_server(inputs["teacher_base"]) if generators.needs_server(arm) else nullcontext()
+        with served as api_base:  # litellm-paraphrase's own `tuneshift serve`, for this arm only
+            report = run_pipeline(pipeline_config(inputs, seed, settings_for(settings, arm, api_base), keep_all=False),
+                                  out, ctx["state"])
         adapter, extra = str(out / "run" / "adapter"), {"dataset_size": report["dataset_size"],
                                                          "rounds": report["rounds"]}
     elif arm == "no_filter":

@@ -14,6 +14,8 @@ import click
 
 from tuneshift.api import State, hookimpl, output_path, refuse_multi_process
 
+from .generators import GENERATORS, parse
+
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
@@ -27,14 +29,19 @@ def register_commands(cli: click.Group) -> None:
 @click.option("--out", "out_dir", type=click.Path(), default=None,
               help="Output folder  [default: runs/demo, runs/demo-support for --domain support]")
 @click.option("--seeds", "n_seeds", type=int, default=None, help="Number of random seeds.")
+@click.option("--generators", "compared", default=None, metavar="NAMES",
+              help="Also run the tuneshift arm with each of these generators (comma-separated, or all): "
+                   f"{', '.join(GENERATORS)}.")
 @click.pass_obj
-def demo(state: State, preset: str, domain: str, out_dir: str | None, n_seeds: int | None) -> None:
+def demo(state: State, preset: str, domain: str, out_dir: str | None, n_seeds: int | None,
+         compared: str | None) -> None:
     """The embedded demo: SmolLM2 teacher -> Gemma 3 target, with floor, ceiling and ablations."""
     from .run import run_demo
 
     refuse_multi_process("demo")
+    names = parse(compared)  # an unknown name: one line, before any work
     out = output_path(out_dir or ("runs/demo" if domain == "organisation" else f"runs/demo-{domain}"), "--out")
-    print_table(run_demo(state, preset, out, n_seeds, domain_name=domain), preset, out)
+    print_table(run_demo(state, preset, out, n_seeds, domain_name=domain, compared=names), preset, out)
 
 
 def print_table(report: dict[str, Any], preset: str, out_dir: Path) -> None:

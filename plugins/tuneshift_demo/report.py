@@ -8,7 +8,7 @@ from typing import Any
 
 from tuneshift.api import atomic_write_text, read_json, read_jsonl, write_json
 
-from . import selection, verification
+from . import generators, selection, verification
 from .checking import beats
 from .arms import ABLATION, ARMS
 
@@ -42,7 +42,7 @@ def summarise(preset: str, seeds: list[int], teacher: dict[str, Any], results: d
     report["ablations"] = {arm.removeprefix(ABLATION): {
         "accuracy": arms[arm]["accuracy"], "std": arms[arm]["std"],
         "versus_tuneshift": round(arms[arm]["accuracy"] - arms["tuneshift"]["accuracy"], 4)}
-        for arm in arms if arm not in ARMS}
+        for arm in arms if arm.startswith(ABLATION)}
     return report
 
 
@@ -180,6 +180,7 @@ def markdown(report: dict[str, Any], plots: list[str]) -> str:
                   "| --- |" + " --- |" * len(arms)]
         lines += [f"| {rel} | " + " | ".join("{}/{}".format(*row.get(a, (0, 0))) for a in arms) + " |"
                   for rel, row in table.items()] + [""]
+    lines += generators.markdown(report)
     lines += _goals_markdown(report.get("goals", {}))
     lines += selection.markdown(report)
     lines += verification.markdown(report)

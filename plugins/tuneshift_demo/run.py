@@ -17,8 +17,8 @@ from typing import Any
 
 from tuneshift.api import State, UsageError, claim, write_jsonl
 
+from . import generators, selection, verification
 from . import report as reporting
-from . import selection, verification
 from .arms import arms_of, check_pipelines, run_arm
 from .checking import guess_accuracy
 from .domain import PRESETS, build
@@ -120,11 +120,15 @@ def make_domain(name: str, preset: str, size: dict[str, int] | None) -> tuple[An
 
 def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: dict[str, str] | None = None,
              settings: dict[str, Any] | None = None, teacher_recipe: dict[str, Any] | None = None,
-             domain_size: dict[str, int] | None = None, domain_name: str = "organisation") -> dict[str, Any]:
+             domain_size: dict[str, int] | None = None, domain_name: str = "organisation",
+             compared: list[str] | None = None) -> dict[str, Any]:
+    """The demo; `compared`: generators to run the tuneshift arm with besides its own (generators.py)."""
     started = time.time()
     out = Path(out).resolve()  # once, first: every path the arms write into configs is absolute
     scale = scaled_down()
     settings = settings or scale.get("settings") or SETTINGS[preset]
+    if compared:
+        settings = {**settings, "generators": compared}
     teacher_recipe = teacher_recipe or scale.get("teacher_recipe") or RECIPE
     seeds = list(range(n_seeds)) if n_seeds else settings["seeds"]
     claim(out, "demo", legacy=lambda p: (p / "inputs" / "seeds.jsonl").is_file())  # never a user's folder
@@ -182,6 +186,7 @@ def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: 
     summary["per_relation"] = reporting.per_relation(evals, results)
     summary["verification"] = verification.summarise(results, checks)
     summary["selection"] = selection.summarise(replayed, trained)
+    summary["generators"] = generators.table(summary["arms"], settings)
     summary["stage_seconds"] = seconds
     runs = [out / "arms" / f"tuneshift-s{s}" / "run" for s in seeds]
     reporting.write(out, summary, runs)
