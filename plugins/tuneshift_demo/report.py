@@ -10,7 +10,7 @@ from tuneshift.api import atomic_write_text, read_json, read_jsonl, write_json
 
 from . import generators, selection, verification
 from .checking import beats
-from .arms import ABLATION, ARMS
+from .arms import ABLATION
 
 
 def _std(values: list[float]) -> float:
