@@ -123,3 +123,20 @@ def test_max_per_answer_caps_pairs_with_one_answer():
     cap_repeats(before, fresh, 3)
     assert [c.fate for c in fresh] == ["repeated_answer", "repeated_answer", "kept", "kept"]  # best score wins
     assert fresh[0].reason == "answer already kept 3 times"
+
+
+def test_swap_recombines_the_subjects_of_seeds_written_alike():
+    from tuneshift_agentic.operators import OPERATORS, Knowledge
+
+    seeds = ["Hi, my Vorn Router will not turn on. Who can help?", "Hi, my Kell Camera makes a buzzing noise. Who can help?",
+             "Problem report: the Kell Camera lost its settings.", "Problem report: the Ostra Doorbell is cracked."]
+    cands = [kept(i, s, "Routed to the Halz Team, priority P2.") for i, s in enumerate(seeds)]
+    k = Knowledge.from_candidates(seeds, cands)
+    assert set(k.subjects) == {"Vorn Router", "Kell Camera", "Ostra Doorbell"}  # joined through the Kell seeds
+    ideas = {p for p, _, _ in OPERATORS["swap"](k, __import__("random").Random(0))}
+    assert "Hi, my Ostra Doorbell will not turn on. Who can help?" in ideas  # an input no seed wrote
+    assert "Problem report: the Vorn Router lost its settings." in ideas
+    assert not any("Halz Team" in p for p in ideas)  # the answer's team is not a product
+    questions = ["Where was Gordre Korgor born?", "When did Zarwyn Ostbakor join Rosdremar Dynamics?",
+                 "Who leads Project Kestrel?", "What is Quelfel Eshba's job?"]
+    assert Knowledge.from_candidates(questions, []).subjects == {}  # questions about different things stay apart

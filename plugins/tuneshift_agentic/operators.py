@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 from tuneshift.api import Candidate
 
-from .entities import Kinds, fill, find_entities, frames_of, list_groups
+from .entities import SLOT, Kinds, fill, find_entities, frames_of, list_groups
 
 Idea = tuple[str, str | None, dict]
 GENERIC_FRAMES = ["Tell me about {X}.", "Who or what is {X}?", "What do you know about {X}?", "Who is {X}?",
@@ -39,6 +39,7 @@ class Knowledge:
     anchors: dict[str, str] = field(default_factory=dict)      # frame -> the entity its slot held
     kinds: Kinds = field(default_factory=Kinds)                # which entities are of one kind
     entities: dict[str, str] = field(default_factory=dict)     # entity -> the prompt whose answer named it
+    subjects: dict[str, str] = field(default_factory=dict)     # seeds' entities of one kind -> their seed
     frame_stats: dict[str, list[int]] = field(default_factory=dict)  # frame -> [kept, tried]
     kind_stats: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (frame, kind) -> [kept, tried]
 
@@ -53,6 +54,7 @@ class Knowledge:
             for frame, entity in frames_of(prompt, known):
                 k.frames.setdefault(frame, prompt)
                 k.anchors.setdefault(frame, entity)
+        k.subjects = seed_subjects(seeds, known, k.kinds)
         for c in candidates:  # lists in any answer say which names are of one kind
             for group in list_groups(c.response or "", known):
                 k.kinds.join(group)
@@ -126,9 +128,30 @@ def related(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
             yield fill(frame, entity), k.entities.get(entity), {"frame": frame, "entity": entity}
 
 
+def seed_subjects(seeds: list[str], known: set[str], kinds: Kinds) -> dict[str, str]:
+    """Seeds' entities that follow the same words ("Hi, my X ...", "Hi, my Y ..."): the inputs of one task
+    written alike, so of one kind (joined in `kinds`). Each -> its seed. Only the user's seeds are read:
+    the run's own generic questions ("Where is X?") would make a person and a project alike."""
+    after: dict[str, list[tuple[str, str]]] = {}
+    for prompt in seeds:
+        for frame, entity in frames_of(prompt, known):
+            lead = " ".join(frame.split(SLOT, 1)[0].casefold().split())
+            if len(lead.split()) >= 2:
+                after.setdefault(lead, []).append((entity, prompt))
+    subjects: dict[str, str] = {}
+    for found in after.values():
+        names = list(dict.fromkeys(e for e, _ in found))
+        if len(names) > 1:
+            kinds.join(names)
+            for entity, prompt in found:
+                subjects.setdefault(entity, prompt)
+    return subjects
+
+
 def swap(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
-    """Broaden: a kept prompt's frame with another known entity in the slot."""
-    names = list(k.entities)
+    """Broaden: a kept prompt's frame with another known entity in the slot (one named in an answer, or
+    another subject of seeds written alike: a task's inputs recombined)."""
+    names = list(dict.fromkeys([*k.entities, *k.subjects]))
     rng.shuffle(names)
     for frame, source in sorted(k.frames.items(), key=lambda f: -_sample(k.frame_stats.get(f[0], [0, 0]), rng)):
         for entity in names:
