@@ -47,6 +47,8 @@ class MagpieOptions(Options):
     primed: int = Field(2, ge=0, description="best kept (question, answer) turns shown before the sampled one")
     openers: list[str] = Field(default_factory=lambda: list(OPENERS), min_length=1,
                                description="first words of the user turn (\"\": an empty one)")
+    seed_openers: bool = Field(True, description="also open user turns with each seed's first two words: how "
+                                                 "this domain's requests begin (\"Hi, my\", \"Problem report:\")")
 
 
 class Magpie(Expander):
@@ -56,6 +58,13 @@ class Magpie(Expander):
 
     def _model(self) -> ModelSpec:
         return chosen_model(self.context.teacher, self.options.model)
+
+    def openers(self, seeds: list[str]) -> list[str]:
+        """The options' openers, then (seed_openers) the seeds' own first words, interleaved so each batch has both."""
+        own = [o for o in seed_leads(seeds) if o not in self.options.openers] if self.options.seed_openers else []
+        given = self.options.openers
+        mixed = [x for pair in zip(given, own) for x in pair]
+        return mixed + given[len(mixed) // 2:] + own[len(mixed) // 2:]
 
     def check(self) -> None:
         from tuneshift_hf.shared import has_chat_template
@@ -71,11 +80,12 @@ class Magpie(Expander):
         render, end = template_of(spec)
         kept = sorted((c for c in state.candidates if c.kept and c.response), key=lambda c: -(c.score or 0.0))
         requests: dict[str, tuple[str, str | None]] = {}  # prefix -> (opener, the kept prompt it was primed with)
+        openers = self.openers(state.seeds)
         for i in range(4 * n):  # distinct requests: another opener or priming each
             if len(requests) == n:
                 break
             shown = rng.sample(kept[: 4 * max(self.options.primed, 1)], min(self.options.primed, len(kept)))
-            opener = self.options.openers[i % len(self.options.openers)]
+            opener = openers[i % len(openers)]
             requests.setdefault(render(shown) + opener, (opener, shown[0].prompt if shown else None))
         o = self.options
         sampling = Sampling(max_new_tokens=o.max_new_tokens, temperature=o.temperature, top_p=o.top_p,
@@ -90,6 +100,11 @@ class Magpie(Expander):
                 out.append(Proposal(prompt=text, origin=self.name, parent=parent, operator="magpie",
                                     extra={"opener": opener}))
         return out
+
+
+def seed_leads(seeds: list[str]) -> list[str]:
+    """Each seed's first two words, once each, in seed order."""
+    return list(dict.fromkeys(" ".join(s.split()[:2]) for s in seeds if len(s.split()) > 2))
 
 
 def template_of(spec: ModelSpec) -> tuple[Callable[[list[Candidate]], str], str]:
