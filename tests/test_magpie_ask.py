@@ -48,7 +48,7 @@ def test_magpie_renders_the_teachers_own_template_up_to_the_user_turn(tiny):
 
 def test_magpie_sends_distinct_verbatim_prefixes_and_keeps_the_user_turn_only(tiny):
     context, calls = recording_context(tiny, "is the capital of Zorbia?\n<|assistant|>It is Velmora.")
-    magpie = Magpie(Magpie.Options(primed=1, openers=["", "What"], seed_openers=False), context)
+    magpie = Magpie(Magpie.Options(primed=1, openers=["", "What"]), context)
     proposals = magpie.propose(ExpansionState(round=1, seeds=["Who leads Orion?"], candidates=KEPT), 4)
     [(model, prompts, sampling)] = calls
     assert model.chat_template == VERBATIM and model.adapter == str(tiny["adapter"])  # the teacher, asked as is
@@ -61,7 +61,7 @@ def test_magpie_sends_distinct_verbatim_prefixes_and_keeps_the_user_turn_only(ti
 def test_magpie_also_opens_user_turns_the_way_the_seeds_begin(tiny):
     context, calls = recording_context(tiny, "my router is off.\n<|assistant|>Routed.")
     seeds = ["Hi, my Vorn Router will not turn on.", "Problem report: the Kell Camera is cracked.", "Hi, my Kell Camera hums."]
-    Magpie(Magpie.Options(primed=0, openers=["", "What"]), context).propose(
+    Magpie(Magpie.Options(primed=0, openers=["", "What"], seed_openers=True), context).propose(
         ExpansionState(round=1, seeds=seeds, candidates=[]), 4)
     [(_, prompts, _)] = calls
     assert [p.removeprefix("<|user|>") for p in prompts] == ["", "Hi, my", "What", "Problem report:"]

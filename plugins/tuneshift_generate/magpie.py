@@ -47,8 +47,9 @@ class MagpieOptions(Options):
     primed: int = Field(2, ge=0, description="best kept (question, answer) turns shown before the sampled one")
     openers: list[str] = Field(default_factory=lambda: list(OPENERS), min_length=1,
                                description="first words of the user turn (\"\": an empty one)")
-    seed_openers: bool = Field(True, description="also open user turns with each seed's first two words: how "
-                                                 "this domain's requests begin (\"Hi, my\", \"Problem report:\")")
+    seed_openers: bool = Field(False, description="also open user turns with each seed's first two words: how "
+                                                  "this domain's requests begin (\"Hi, my\", \"Problem report:\"); "
+                                                  "off: on the demo it added nothing (docs/generators.md)")
 
 
 class Magpie(Expander):
