@@ -1,6 +1,7 @@
 """The demo's quality targets as JSON: recovery, the ablation margins, the selection and verification checks.
 
-    python benchmarks/demo.py [--preset quick|full] [--out DIR] [--seeds N]
+    python benchmarks/demo.py [--preset quick|full] [--domain organisation|support] [--out DIR] [--seeds N]
+                              [--generators NAMES|all]
     python benchmarks/demo.py --report DIR/report.json
 
 Runs `tuneshift demo` (every step cached under DIR and $TUNESHIFT_CACHE, so a
@@ -36,6 +37,9 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
                      for k in ("false_keep_rate", "right_facts")},
         "wall_seconds": report["wall_seconds"], "peak_rss_mb": report["peak_rss_mb"],
         "stage_seconds": report.get("stage_seconds") or {},
+        "domain": report.get("domain", "organisation"),
+        "generators": {name: {k: g[k] for k in ("accuracy", "std", "dataset_size") if k in g}
+                       for name, g in (report.get("generators") or {}).items()},
     }
 
 
@@ -44,6 +48,8 @@ def main() -> None:
     parser.add_argument("--preset", choices=["quick", "full"], default="quick")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="the demo's folder (as tuneshift demo)")
     parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--domain", choices=["organisation", "support"], default="organisation")
+    parser.add_argument("--generators", default=None, help="also the tuneshift arm with each (comma-separated, or all)")
     parser.add_argument("--report", type=Path, default=None, help="print this report.json's numbers; run nothing")
     ns = parser.parse_args()
     if ns.report is not None:
@@ -51,9 +57,11 @@ def main() -> None:
         return
     from tuneshift._commands.state import State
     from tuneshift._registry import Registry
+    from tuneshift_demo.generators import parse
     from tuneshift_demo.run import run_demo
 
-    report = run_demo(State(Registry(), []), ns.preset, ns.out, ns.seeds)
+    report = run_demo(State(Registry(), []), ns.preset, ns.out, ns.seeds, domain_name=ns.domain,
+                      compared=parse(ns.generators))
     print(json.dumps(headline(report), indent=1))
 
 
