@@ -55,9 +55,15 @@ def own(settings: dict[str, Any]) -> str | None:
     return next((n for n, s in GENERATORS.items() if s == section), None)
 
 
+def arm_of(name: str, settings: dict[str, Any]) -> str:
+    """The arm that runs generator `name`: the tuneshift arm when it is the preset's own, else gen_<name>."""
+    return "tuneshift" if name == own(settings) else f"{PREFIX}{name}"
+
+
 def generator_arms(settings: dict[str, Any]) -> tuple[str, ...]:
     """gen_<name> for each generator asked for, but the one the tuneshift arm already is."""
-    return tuple(f"{PREFIX}{n}" for n in settings.get("generators") or [] if n != own(settings))
+    arms = (arm_of(n, settings) for n in settings.get("generators") or [])
+    return tuple(a for a in arms if a != "tuneshift")
 
 
 def expander_of(arm: str, settings: dict[str, Any], api_base: str | None = None) -> dict[str, Any]:
@@ -120,7 +126,7 @@ def table(arms: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     """report.json's `generators`: accuracy mean +- std and pairs per generator asked for, and its arm."""
     out = {}
     for name in settings.get("generators") or []:
-        arm = "tuneshift" if name == own(settings) else f"{PREFIX}{name}"
+        arm = arm_of(name, settings)
         if arm in arms:
             out[name] = {"arm": arm, **{k: arms[arm][k] for k in ("accuracy", "std", "per_seed", "dataset_size")
                                         if k in arms[arm]}}
