@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from itertools import zip_longest
 from typing import Callable, Literal
 
 from pydantic import Field
@@ -63,9 +64,7 @@ class Magpie(Expander):
     def openers(self, seeds: list[str]) -> list[str]:
         """The options' openers, then (seed_openers) the seeds' own first words, interleaved so each batch has both."""
         own = [o for o in seed_leads(seeds) if o not in self.options.openers] if self.options.seed_openers else []
-        given = self.options.openers
-        mixed = [x for pair in zip(given, own) for x in pair]
-        return mixed + given[len(mixed) // 2:] + own[len(mixed) // 2:]
+        return [x for pair in zip_longest(self.options.openers, own) for x in pair if x is not None]
 
     def check(self) -> None:
         from tuneshift_hf.shared import has_chat_template
