@@ -87,9 +87,10 @@ def test_make_demo_as_the_readme_says(scale, tmp_path):
 def test_demo_with_a_relative_out_from_another_directory(scale, tmp_path):
     cwd = tmp_path / "work"
     cwd.mkdir()
-    done = shell([sys.executable, "-m", "tuneshift", "demo", "--out", "results/../demo-out"], cwd, scale)
+    done = shell([sys.executable, "-m", "tuneshift", "demo", "--serial", "--out", "results/../demo-out"], cwd, scale)
     assert done.returncode == 0, done.stderr[-3000:]
     assert_demo_finished(cwd / "demo-out", done.stderr)
+    assert json.loads((cwd / "demo-out" / "report.json").read_text())["beside"] is None  # --serial: one process
 
 
 def test_demo_refuses_bad_settings_before_its_first_model_call(scale, tmp_path):

@@ -32,16 +32,19 @@ def register_commands(cli: click.Group) -> None:
 @click.option("--generators", "compared", default=None, metavar="NAMES",
               help="Also run the tuneshift arm with each of these generators (comma-separated, or all): "
                    f"{', '.join(GENERATORS)}.")
+@click.option("--serial", is_flag=True,
+              help="Run every stage in this one process (by default the arms that need no teacher, and the "
+                   "no_filter arm's crawl, run in a second process beside, the CPU threads split).")
 @click.pass_obj
 def demo(state: State, preset: str, domain: str, out_dir: str | None, n_seeds: int | None,
-         compared: str | None) -> None:
+         compared: str | None, serial: bool) -> None:
     """The embedded demo: SmolLM2 teacher -> Gemma 3 target, with floor, ceiling and ablations."""
     from .run import run_demo
 
     refuse_multi_process("demo")
     names = parse(compared)  # an unknown name: one line, before any work
     out = output_path(out_dir or ("runs/demo" if domain == "organisation" else f"runs/demo-{domain}"), "--out")
-    print_table(run_demo(state, preset, out, n_seeds, domain_name=domain, compared=names), preset, out)
+    print_table(run_demo(state, preset, out, n_seeds, domain_name=domain, compared=names, serial=serial), preset, out)
 
 
 def print_table(report: dict[str, Any], preset: str, out_dir: Path) -> None:

@@ -20,6 +20,7 @@ from tuneshift.api import State, UsageError, claim, write_jsonl
 from . import generators, selection, verification
 from . import report as reporting
 from .arms import arms_of, check_pipelines, run_arm
+from .beside import Beside, PeakMemory
 from .checking import guess_accuracy
 from .domain import PRESETS, build
 from .judge import Judge
@@ -121,8 +122,9 @@ def make_domain(name: str, preset: str, size: dict[str, int] | None) -> tuple[An
 def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: dict[str, str] | None = None,
              settings: dict[str, Any] | None = None, teacher_recipe: dict[str, Any] | None = None,
              domain_size: dict[str, int] | None = None, domain_name: str = "organisation",
-             compared: list[str] | None = None) -> dict[str, Any]:
-    """The demo; `compared`: generators to run the tuneshift arm with besides its own (generators.py)."""
+             compared: list[str] | None = None, serial: bool = False) -> dict[str, Any]:
+    """The demo; `compared`: generators to run the tuneshift arm with besides its own (generators.py);
+    `serial`: every stage in this process, none beside it (beside.py)."""
     started = time.time()
     out = Path(out).resolve()  # once, first: every path the arms write into configs is absolute
     scale = scaled_down()
@@ -144,32 +146,57 @@ def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: 
     check_pipelines(inputs, seeds, settings, out, state)
     hook = state.observers
     seconds: dict[str, float] = {}  # the stage profile: report.json's stage_seconds
+    memory = PeakMemory()
+    ctx = {"out": out, "settings": settings, "evals": evals, "state": state, "inputs": inputs,
+           "private": [{"prompt": r["prompt"], "response": r["response"]} for r in private]}
+    side = None if serial or (os.cpu_count() or 1) < 2 else Beside(ctx)
+    tick = side.tick if side else lambda: None
 
-    def stage(name: str, fn, describe) -> Any:
+    def stage(name: str, fn, describe, took: float | None = None) -> Any:
+        tick()
         hook.on_stage_start(stage=name, round=None, total=None)
         begun = time.time()
         result = fn()
-        seconds[name] = round(time.time() - begun, 1)
+        seconds[name] = took if took is not None else round(time.time() - begun, 1)
         hook.on_stage_end(stage=name, round=None, counts=describe(result), seconds=seconds[name])
         return result
 
-    teacher = stage("teacher", lambda: build_teacher(state, domain, models["teacher_base"], cache, recipe=teacher_recipe),
-                    lambda t: {"accuracy": t["accuracy"], "general_right": t["general_right"]["teacher"],
-                               "base_right": t["general_right"]["base"]})
-    release_models()
-    ctx = {"out": out, "settings": settings, "evals": evals, "state": state,
-           "private": [{"prompt": r["prompt"], "response": r["response"]} for r in private],
-           "inputs": {**inputs, "teacher_adapter": teacher["adapter"]},
-           "progress": lambda n: hook.on_progress(stage="train", advance=n)}
     arms = arms_of(settings)
-    results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
-    for seed in seeds:
-        for arm in arms:
-            result = stage(f"{arm} seed {seed}", lambda: run_arm(arm, seed, ctx),
-                           lambda r: {"accuracy": r["accuracy"], **({"pairs": r["dataset_size"]}
-                                                                     if "dataset_size" in r else {})})
-            results[arm].append(result)
+    described = lambda r: {"accuracy": r["accuracy"], **({"pairs": r["dataset_size"]}  # noqa: E731
+                                                         if "dataset_size" in r else {})}
+    early = [("arm", arm, seeds[0]) for arm in ("zero_shot", "ceiling")] if side else []
+    try:
+        for job in early:  # the arms that need no teacher, beside its training (later seeds: in line)
+            side.submit(job, inputs)
+        teacher = stage("teacher", lambda: build_teacher(state, domain, models["teacher_base"], cache,
+                                                         progress=lambda n: tick(), recipe=teacher_recipe),
+                        lambda t: {"accuracy": t["accuracy"], "general_right": t["general_right"]["teacher"],
+                                   "base_right": t["general_right"]["base"]})
+        release_models()
+        ctx["inputs"] = {**inputs, "teacher_adapter": teacher["adapter"]}
+        ctx["progress"] = lambda n: (tick(), hook.on_progress(stage="train", advance=n))
+        for seed in seeds if side and "no_filter" in arms else []:  # its crawl, beside the tuneshift arm's
+            side.submit(("crawl", "no_filter", seed), ctx["inputs"])
+        results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
+        for seed in seeds:
+            for arm in arms:
+                if side and side.has(("arm", arm, seed)):
+                    continue  # collected below, once the process beside has run it
+                if side and arm == "no_filter":
+                    side.wait(("crawl", "no_filter", seed))
+                results[arm].append(stage(f"{arm} seed {seed}", lambda: run_arm(arm, seed, ctx), described))
+                release_models()
+        for job in early:
+            _, arm, seed = job
+            took = side.wait(job)
+            results[arm].insert(0, stage(f"{arm} seed {seed}", lambda: run_arm(arm, seed, ctx), described, took))
             release_models()
+    finally:
+        if side:
+            side.close()
+    if side:
+        seconds.update({f"no_filter crawl seed {seed}": t for (kind, _, seed), t in side.seconds.items()
+                        if kind == "crawl"})
     replayed = [stage(f"selection seed {seed}", lambda: selection.replay(seed, ctx, judge),
                       lambda r: {"pool": r["pool"]}) for seed in seeds]
     trained = []
@@ -180,7 +207,7 @@ def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: 
             release_models()
     checks = stage("verification", lambda: verification.verify_arms(arms, seeds, ctx, release_models),
                    lambda c: {"arms": len(c)})
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, memory.stop())
     summary = {"domain": domain_name, **reporting.summarise(preset, seeds, teacher, results, time.time() - started, peak)}
     summary["guess_baseline"] = guess_accuracy(evals)
     summary["per_relation"] = reporting.per_relation(evals, results)
@@ -188,6 +215,9 @@ def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: 
     summary["selection"] = selection.summarise(replayed, trained)
     summary["generators"] = generators.table(summary["arms"], settings)
     summary["stage_seconds"] = seconds
+    summary["beside"] = {"stages": [side.stage_name(job) for job in side.seconds],
+                         "failed": {side.stage_name(job): why for job, why in side.failed.items()},
+                         "threads": {"main": side.mine, "beside": side.threads - side.mine}} if side else None
     runs = [out / "arms" / f"tuneshift-s{s}" / "run" for s in seeds]
     reporting.write(out, summary, runs)
     (out / "teacher.json").write_text(json.dumps(teacher, indent=2))

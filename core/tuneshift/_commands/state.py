@@ -17,6 +17,16 @@ class State:
         self.registry, self.selected, self.debug = registry, list(selected), debug
         registry.validate_selected(self.selected)
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """A State crosses to another process (multiprocessing's spawn) as the user's choices: that process
+        finds the installed plugins anew, with the same --plugin and --no-plugin."""
+        return found_anew, (tuple(sorted(self.registry.blocked)), tuple(self.selected), self.debug)
+
+    def without(self, *names: str) -> "State":
+        """The same choices with plugins `names` blocked too (a second process that shows no progress bars
+        is `state.without("progress")`)."""
+        return found_anew(tuple(sorted(set(self.registry.blocked) | set(names))), tuple(self.selected), self.debug)
+
     def implementation(self, kind: str, name: str | None = None) -> type[Implementation]:
         """The class to use for `kind`: a --plugin of that kind, else `name`, else the default; a blocked or
         missing one is a usage error that names what is installed."""
@@ -60,6 +70,13 @@ class State:
         if entry.kind != kind:
             raise UsageError(f"plugin {name!r} is a {entry.kind}, not a {kind}")
         return entry.cls
+
+
+def found_anew(blocked: tuple[str, ...], selected: tuple[str, ...], debug: bool) -> State:
+    """A State whose registry is discovered again from the entry points, `blocked` left out."""
+    from tuneshift._registry import Registry
+
+    return State(Registry(blocked=blocked), list(selected), debug)
 
 
 def output_path(value: str | None, flag: str) -> Path | None:
