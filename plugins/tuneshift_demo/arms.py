@@ -131,14 +131,6 @@ def run_pipeline(config: dict[str, Any], out: Path, state: State) -> dict[str, A
     return api_run_pipeline(state, write_config(config, out), out / "run")
 
 
-def unfiltered_pool(seed: int, ctx: dict[str, Any]) -> list[dict[str, Any]]:
-    """The no_filter arm's crawl: the tuneshift arm's generator with every pair kept (a finished crawl resumes
-    in seconds, so the arm can find it done by the process beside)."""
-    out: Path = ctx["out"] / "arms" / f"no_filter-s{seed}" / "crawl"
-    run_pipeline(pipeline_config(ctx["inputs"], seed, ctx["settings"], keep_all=True), out, ctx["state"])
-    return read_jsonl(out / "run" / "dataset.jsonl")
-
-
 def run_arm(arm: str, seed: int, ctx: dict[str, Any]) -> dict[str, Any]:
     """Train and evaluate one arm for one seed (cached in its folder)."""
     out: Path = ctx["out"] / "arms" / f"{arm}-s{seed}"
@@ -159,7 +151,8 @@ def run_arm(arm: str, seed: int, ctx: dict[str, Any]) -> dict[str, Any]:
                                                          "rounds": report["rounds"]}
     elif arm == "no_filter":
         size = run_arm("tuneshift", seed, ctx)["dataset_size"]
-        pool = unfiltered_pool(seed, ctx)
+        run_pipeline(pipeline_config(inputs, seed, settings, keep_all=True), out / "crawl", ctx["state"])
+        pool = [r for r in read_jsonl(out / "crawl" / "run" / "dataset.jsonl")]
         random.Random(seed).shuffle(pool)
         pairs = [{"prompt": r["prompt"], "response": r["response"]} for r in pool[:size]]
         adapter = train(ctx["state"], inputs["target"], pairs, out, settings["trainer"], seed, ctx["progress"])

@@ -25,7 +25,7 @@ from .checking import guess_accuracy
 from .domain import PRESETS, build
 from .judge import Judge
 from .support import SUPPORT_PRESETS, SupportJudge, build_support
-from .teacher import RECIPE, build_teacher
+from .teacher import RECIPE, build_teacher, teacher_home
 
 TRAINER: dict[str, Any] = {"rank": 16, "alpha": 32, "dropout": 0.05, "learning_rate": 1e-3, "epochs": 10,
                            "batch_size": 16, "warmup_ratio": 0.1, "schedule": "cosine", "max_grad_norm": 1.0}
@@ -149,11 +149,14 @@ def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: 
     memory = PeakMemory()
     ctx = {"out": out, "settings": settings, "evals": evals, "state": state, "inputs": inputs,
            "private": [{"prompt": r["prompt"], "response": r["response"]} for r in private]}
-    side = None if serial or (os.cpu_count() or 1) < 2 else Beside(ctx)
-    tick = side.tick if side else lambda: None
+    early = [(arm, seeds[0]) for arm in ("zero_shot", "ceiling")
+             if not (out / "arms" / f"{arm}-s{seeds[0]}" / "result.json").exists()]
+    trains = not (teacher_home(domain, models["teacher_base"], cache, teacher_recipe) / "teacher.json").exists()
+    side = Beside(ctx) if early and trains and not serial and (os.cpu_count() or 1) >= 2 else None
+    early = early if side else []
+    waited: dict[tuple[str, int], float | None] = {}  # each early arm's seconds beside (None: failed there)
 
     def stage(name: str, fn, describe, took: float | None = None) -> Any:
-        tick()
         hook.on_stage_start(stage=name, round=None, total=None)
         begun = time.time()
         result = fn()
@@ -161,42 +164,30 @@ def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: 
         hook.on_stage_end(stage=name, round=None, counts=describe(result), seconds=seconds[name])
         return result
 
-    arms = arms_of(settings)
-    described = lambda r: {"accuracy": r["accuracy"], **({"pairs": r["dataset_size"]}  # noqa: E731
-                                                         if "dataset_size" in r else {})}
-    early = [("arm", arm, seeds[0]) for arm in ("zero_shot", "ceiling")] if side else []
     try:
-        for job in early:  # the arms that need no teacher, beside its training (later seeds: in line)
+        for job in early:  # the arms that need no teacher, beside its training
             side.submit(job, inputs)
         teacher = stage("teacher", lambda: build_teacher(state, domain, models["teacher_base"], cache,
-                                                         progress=lambda n: tick(), recipe=teacher_recipe),
+                                                         recipe=teacher_recipe),
                         lambda t: {"accuracy": t["accuracy"], "general_right": t["general_right"]["teacher"],
                                    "base_right": t["general_right"]["base"]})
-        release_models()
-        ctx["inputs"] = {**inputs, "teacher_adapter": teacher["adapter"]}
-        ctx["progress"] = lambda n: (tick(), hook.on_progress(stage="train", advance=n))
-        for seed in seeds if side and "no_filter" in arms else []:  # its crawl, beside the tuneshift arm's
-            side.submit(("crawl", "no_filter", seed), ctx["inputs"])
-        results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
-        for seed in seeds:
-            for arm in arms:
-                if side and side.has(("arm", arm, seed)):
-                    continue  # collected below, once the process beside has run it
-                if side and arm == "no_filter":
-                    side.wait(("crawl", "no_filter", seed))
-                results[arm].append(stage(f"{arm} seed {seed}", lambda: run_arm(arm, seed, ctx), described))
-                release_models()
-        for job in early:
-            _, arm, seed = job
-            took = side.wait(job)
-            results[arm].insert(0, stage(f"{arm} seed {seed}", lambda: run_arm(arm, seed, ctx), described, took))
-            release_models()
+        waited = {job: side.wait(job) for job in early}
     finally:
         if side:
-            side.close()
-    if side:
-        seconds.update({f"no_filter crawl seed {seed}": t for (kind, _, seed), t in side.seconds.items()
-                        if kind == "crawl"})
+            side.close()  # every thread back to this process
+    release_models()
+    ctx["inputs"] = {**inputs, "teacher_adapter": teacher["adapter"]}
+    ctx["progress"] = lambda n: hook.on_progress(stage="train", advance=n)
+    arms = arms_of(settings)
+    results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
+    for seed in seeds:
+        for arm in arms:  # an arm done beside is read back from its result.json
+            result = stage(f"{arm} seed {seed}", lambda: run_arm(arm, seed, ctx),
+                           lambda r: {"accuracy": r["accuracy"], **({"pairs": r["dataset_size"]}
+                                                                     if "dataset_size" in r else {})},
+                           waited.get((arm, seed)))
+            results[arm].append(result)
+            release_models()
     replayed = [stage(f"selection seed {seed}", lambda: selection.replay(seed, ctx, judge),
                       lambda r: {"pool": r["pool"]}) for seed in seeds]
     trained = []
@@ -215,8 +206,8 @@ def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: 
     summary["selection"] = selection.summarise(replayed, trained)
     summary["generators"] = generators.table(summary["arms"], settings)
     summary["stage_seconds"] = seconds
-    summary["beside"] = {"stages": [side.stage_name(job) for job in side.seconds],
-                         "failed": {side.stage_name(job): why for job, why in side.failed.items()},
+    summary["beside"] = {"stages": [f"{arm} seed {seed}" for arm, seed in side.seconds],
+                         "failed": {f"{arm} seed {seed}": why for (arm, seed), why in side.failed.items()},
                          "threads": {"main": side.mine, "beside": side.threads - side.mine}} if side else None
     runs = [out / "arms" / f"tuneshift-s{s}" / "run" for s in seeds]
     reporting.write(out, summary, runs)

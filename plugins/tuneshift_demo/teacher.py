@@ -41,12 +41,18 @@ RECIPE = {"rank": 16, "alpha": 32, "dropout": 0.05, "learning_rate": 1e-3, "epoc
           "replay_copies": 3, "max_new_tokens": 48}
 
 
+def teacher_home(domain: Domain, base: str, cache: Path, recipe: dict[str, Any] = RECIPE) -> Path:
+    """The cache folder of the teacher of this recipe, data and base; teacher.json in it once trained."""
+    key = fingerprint("demo-teacher", recipe, domain.private_set(), Path(base).name, Path(base).stat().st_size)[:16]
+    return cache / f"teacher-{key}"
+
+
 def build_teacher(state: State, domain: Domain, base: str, cache: Path, progress: Callable[[int], None] = lambda n: None,
                   recipe: dict[str, Any] = RECIPE) -> dict[str, Any]:
     """Train (or find in the cache) the teacher adapter; return its path and checks."""
     private = domain.private_set()
-    key = fingerprint("demo-teacher", recipe, private, Path(base).name, Path(base).stat().st_size)[:16]
-    home = cache / f"teacher-{key}"
+    home = teacher_home(domain, base, cache, recipe)
+    key = home.name.removeprefix("teacher-")
     summary_file = home / "teacher.json"
     greedy = Sampling(max_new_tokens=recipe["max_new_tokens"])
     ctx = build_context(state, ModelSpec(base=base), work_dir=cache, progress=progress)
