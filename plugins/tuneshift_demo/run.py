@@ -208,7 +208,8 @@ def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: 
     summary["stage_seconds"] = seconds
     summary["beside"] = {"stages": [f"{arm} seed {seed}" for arm, seed in side.seconds],
                          "failed": {f"{arm} seed {seed}": why for (arm, seed), why in side.failed.items()},
-                         "threads": {"main": side.mine, "beside": side.threads - side.mine}} if side else None
+                         "threads": {"main": side.mine, "beside": side.threads - side.mine},
+                         "memory_peak": {"mb": round(memory.peak_mb, 1), **memory.at_peak}} if side else None
     runs = [out / "arms" / f"tuneshift-s{s}" / "run" for s in seeds]
     reporting.write(out, summary, runs)
     (out / "teacher.json").write_text(json.dumps(teacher, indent=2))
