@@ -14,6 +14,7 @@ stage's.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from typing import Any
@@ -87,7 +88,7 @@ class Beside:
                 break
             try:
                 finished, seconds, error = self.done.get(timeout=1.0)
-            except Exception:  # queue.Empty: look again whether the process is still there
+            except queue.Empty:  # look again whether the process is still there
                 continue
             self.pending.discard(finished)
             if seconds is not None:

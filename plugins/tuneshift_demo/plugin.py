@@ -33,8 +33,8 @@ def register_commands(cli: click.Group) -> None:
               help="Also run the tuneshift arm with each of these generators (comma-separated, or all): "
                    f"{', '.join(GENERATORS)}.")
 @click.option("--serial", is_flag=True,
-              help="Run every stage in this one process (by default the arms that need no teacher, and the "
-                   "no_filter arm's crawl, run in a second process beside, the CPU threads split).")
+              help="Run every stage in this one process (by default the first seed's zero_shot and ceiling "
+                   "arms run in a second process while the teacher trains, the CPU threads split).")
 @click.pass_obj
 def demo(state: State, preset: str, domain: str, out_dir: str | None, n_seeds: int | None,
          compared: str | None, serial: bool) -> None:
