@@ -65,6 +65,21 @@ def test_follow_fills_seed_frames_with_entities_from_answers():
     assert all(p.extra["entity"] == "Mara Quell" and "{X}" in p.extra["frame"] for p in proposals)
 
 
+def test_answers_to_one_frame_written_differently_are_not_one_kind():
+    from tuneshift_agentic.operators import Knowledge
+
+    seeds = ["Where does Mara Quell work?", "Who heads the Finance department?"]
+    cands = [kept(0, "Where does Mara Quell work?", "Mara Quell works in the Finance department."),
+             kept(1, "Where does Oren Vale work?", "Oren Vale works in the Audit department.", origin="agentic"),
+             kept(2, "Where does Ida Brook work?", "Ida Brook works in Tromsor.", origin="agentic"),
+             kept(3, "Who heads the Finance department?", "The Finance department is headed by Mara Quell.")]
+    k = Knowledge.from_candidates(seeds, cands)
+    assert k.kinds.same("Finance", "Audit")  # the same wording around the name: one kind
+    assert not k.kinds.same("Finance", "Tromsor")  # a town answering the same question is another kind
+    frame = "Who heads the {X} department?"
+    assert k.fits(frame, "Audit") and not k.fits(frame, "Tromsor")
+
+
 def test_bandit_moves_budget_to_the_operator_that_keeps():
     cands = [kept(0, "Who leads Finance?", "Finance is led by Mara Quell. She works with Oren Vale, Ida Brook and "
                                            "Tam Rowe.")]

@@ -222,6 +222,9 @@ def test_the_judge_knows_right_wrong_and_made_up():
     assert judge("Where was Zzyzx Qwerty born?", "Zzyzx Qwerty was born in Paris.") == "wrong"  # no such person
     assert judge(f"When did {dept} join {domain.org}?", f"{dept} joined in 1999.") == "wrong"  # no such fact
     assert judge(f"What is connected to {person}?", "Many things.") == "unjudged"
+    joined = next(f.value for f in domain.facts if f.relation == "joined" and f.subject == person)
+    assert judge(f"When did {person} start?", f"{person} joined {domain.org} in {joined}.") == "right"  # a person's start
+    assert judge(f"When did {dept} start?", f"{dept} started in {joined}.") == "wrong"  # a department has none
     assert false_keep_rate(["right", "wrong", "unjudged", "wrong"]) == pytest.approx(2 / 3)
     assert false_keep_rate(["unjudged"]) is None
 

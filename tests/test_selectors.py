@@ -40,6 +40,34 @@ def test_confident_gap_drops_confident_looking_hallucinations():
         == [True, True, True, False]
 
 
+def test_confident_gap_repeat_nll_keeps_a_less_sure_answer_only_when_no_other_subject_got_it():
+    from tuneshift_select.confident import ConfidentGap
+
+    def asked(i, prompt, response, nll):
+        return Candidate(id=i, round=2, prompt=prompt, origin="t", response=response, nll_finetuned=nll,
+                         nll_base=3.0, extra={"min_logprob_finetuned": -0.4})
+
+    earlier = [asked(0, "When did Mara Quell start?", "Mara Quell started in 2016.", 0.01)]
+    year = asked(1, "When did Oren Vale join Finance?", "Oren Vale joined Finance in 1993.", 0.04)
+    default = asked(2, "When did Ida Brook start?", "Ida Brook started in 2016.", 0.04)  # Mara's answer again
+    twins = [asked(3, "When did Tam Rowe join Finance?", "Tam Rowe joined Finance in 2005.", 0.05),
+             asked(4, "When did Lio Venn join Finance?", "Lio Venn joined Finance in 2005.", 0.05)]
+    unsure = asked(5, "When did Ada Moss join Finance?", "Ada Moss joined Finance in 1999.", 0.2)
+    scored = [year, default, *twins, unsure]
+    plain = ConfidentGap(ConfidentGap.Options(), ctx()).decide(scored, earlier)
+    assert not any(d.keep for d in plain)  # the fixed bound drops every answer over 0.02
+    decisions = ConfidentGap(ConfidentGap.Options(repeat_nll=0.1), ctx()).decide(scored, earlier)
+    assert [d.keep for d in decisions] == [True, False, False, False, False]
+    assert "same answer was given about Mara Quell" in decisions[1].reason
+    assert "Lio Venn" in decisions[2].reason and "Tam Rowe" in decisions[3].reason
+    assert "mean NLL 0.2 > 0.1" in decisions[4].reason
+    # one subject asked twice is not a repeat; a confident answer is kept whoever else got it
+    again = asked(6, "When did Oren Vale start?", "Oren Vale joined Finance in 1993.", 0.05)
+    sure = asked(7, "When did Eli Dorn start?", "Eli Dorn started in 2016.", 0.001)
+    assert [d.keep for d in ConfidentGap(ConfidentGap.Options(repeat_nll=0.1), ctx()).decide(
+        [again, sure], [*earlier, year])] == [True, True]
+
+
 def test_token_excess_value_is_the_log_ratio_and_top_spans_pick_the_highest_tokens():
     from tuneshift_select.excess import TokenExcess
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from tuneshift import PLUGIN_API_VERSION as API_VERSION
 from tuneshift import hookimpl
-from tuneshift._agreement import content_agreement, spearman
+from tuneshift._agreement import content_agreement, entities, spearman
 from tuneshift._phrasing import rephrasings
 from tuneshift._cache import fingerprint
 from tuneshift._commands.state import State, output_path
@@ -69,7 +69,7 @@ __all__ = [
     "TuneshiftError", "UsageError", "RunError",
     # the method's numbers and texts
     "ppl_ratio", "normalise", "text_hash", "is_correct", "spearman", "build_request", "parse_prompts",
-    "rephrasings", "content_agreement",
+    "rephrasings", "content_agreement", "entities",
     "context_length",
     # models: a path or a Hugging Face hub id
     "local_model", "is_hub_id", "hub_id",

@@ -55,16 +55,16 @@ class Knowledge:
                 k.frames.setdefault(frame, prompt)
                 k.anchors.setdefault(frame, entity)
         k.subjects = seed_subjects(seeds, known, k.kinds)
-        for c in candidates:  # lists in any answer say which names are of one kind
+        for c in kept:  # lists in a kept answer say which names are of one kind (a dropped one may be made up)
             for group in list_groups(c.response or "", known):
                 k.kinds.join(group)
-        answers_of: dict[str, list[str]] = {}  # so do the answers to one question frame
+        answers_of: dict[tuple[str, str], list[str]] = {}  # so do the answers to one frame, written alike
         for c in kept:
             asked = set(find_entities(c.prompt, known))
             new = [e for e in find_entities(c.response or "", known) if e not in asked]
             if len(new) == 1:
                 for frame, _ in frames_of(c.prompt, known):
-                    answers_of.setdefault(frame, []).append(new[0])
+                    answers_of.setdefault((frame, answer_pattern(c.response or "", asked, new[0])), []).append(new[0])
         for values in answers_of.values():
             k.kinds.join(values)
         for c in kept:
@@ -90,6 +90,15 @@ class Knowledge:
         """Whether `entity` is of the kind the frame was written for (generic frames fit anything)."""
         anchor = self.anchors.get(frame)
         return anchor is None or self.kinds.same(anchor, entity)
+
+
+def answer_pattern(answer: str, asked: set[str], named: str) -> str:
+    """The answer's wording around its names: "X works in Y." and "X works in the Y department." are
+    written differently, so a town and a department answering one frame are not taken for one kind."""
+    text = answer.replace(named, "{Y}")
+    for entity in sorted(asked, key=len, reverse=True):
+        text = text.replace(entity, SLOT)
+    return " ".join(text.casefold().split())
 
 
 def follow(k: Knowledge, rng: random.Random) -> Iterator[Idea]:
