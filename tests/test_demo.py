@@ -225,6 +225,9 @@ def test_the_judge_knows_right_wrong_and_made_up():
     joined = next(f.value for f in domain.facts if f.relation == "joined" and f.subject == person)
     assert judge(f"When did {person} start?", f"{person} joined {domain.org} in {joined}.") == "right"  # a person's start
     assert judge(f"When did {dept} start?", f"{dept} started in {joined}.") == "wrong"  # a department has none
+    works_in = next(f.value for f in domain.facts if f.relation == "department" and f.subject == person)
+    assert judge(f"Where does {person} work?", f"{person} works in the {works_in} department.") == "right"
+    assert judge(f"Where does {person} work?", f"{person} works in Paris.") == "wrong"
     assert false_keep_rate(["right", "wrong", "unjudged", "wrong"]) == pytest.approx(2 / 3)
     assert false_keep_rate(["unjudged"]) is None
 

@@ -22,7 +22,8 @@ CUES: dict[str, tuple[str, ...]] = {
     "birthplace": ("born", "birthplace", "come from", "comes from", "hometown"),
     "role": ("job", "role", "position", "do at", "does at", "work as", "occupation"),
     "joined": ("join", "start", "been at", "since what year"),  # a person's start is the year they joined
-    "department": ("department does", "department is", "what department", "in which department", "where in"),
+    "department": ("department does", "department is", "what department", "in which department", "where in",
+                   "where does"),  # where a person works, inside the organisation: the department
     "head": ("head", "runs the", "run the", "in charge"),
     "members": ("works in", "work in", "members", "which people", "who is in"),
     "projects": ("projects",),
