@@ -103,3 +103,18 @@ def test_short_rows_train_with_eager_attention_on_cpu(tiny):
     short_rows_attention(model, [([1] * 10, [2] * 5)])
     assert model.config._attn_implementation == "eager"
     assert torch.allclose(model(input_ids=ids).logits, before, atol=1e-5)
+
+
+def test_neftune_noise_is_seeded_and_changes_what_is_learnt(tiny, tmp_path):
+    """NEFTune's embedding noise: the same seed gives the same adapter, and it is not the noiseless one."""
+    from safetensors.torch import load_file
+
+    target = ModelSpec(base=str(tiny["target"]))
+    adapters = {}
+    for name, alpha in (("noisy", 5.0), ("noisy-again", 5.0), ("plain", None)):
+        out = tmp_path / name
+        trainer(tmp_path, learning_rate=1e-2, epochs=1, neftune_alpha=alpha).train(target, pairs(), str(out),
+                                                                                  str(tmp_path / f"ckpt-{name}"))
+        adapters[name] = load_file(str(out / "adapter_model.safetensors"))
+    assert all(torch.equal(adapters["noisy"][k], adapters["noisy-again"][k]) for k in adapters["noisy"])
+    assert any(not torch.equal(adapters["noisy"][k], adapters["plain"][k]) for k in adapters["noisy"])

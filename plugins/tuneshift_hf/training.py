@@ -63,6 +63,9 @@ class LoRAOptions(PrecisionOptions):
     max_grad_norm: float | None = Field(None, gt=0, description="clip the gradient norm to this (none: no clipping)")
     held_out: float = Field(0.0, ge=0, lt=0.5, description="share of the pairs held out to choose the epoch: "
                                                             "stop when their loss stops falling (epochs: the most)")
+    neftune_alpha: float | None = Field(None, gt=0, description="uniform noise on the input embeddings while "
+                                                                "training, scaled alpha / sqrt(length x width) "
+                                                                "(NEFTune; none: no noise)")
 
     @field_validator("target_modules")
     @classmethod
@@ -165,6 +168,10 @@ class LoRATrainer(Trainer):
                           bias="none", task_type="CAUSAL_LM")
         peft_model = get_peft_model(base, lora, autocast_adapter_dtype=True)  # float32 LoRA on bf16 weights
         use_bits_dropout(peft_model)  # on CPU: the same dropout, a cheaper mask
+        if o.neftune_alpha:  # transformers' NEFTune hook: noise only while the embedding module is training
+            from transformers.integrations.neftune import activate_neftune
+
+            activate_neftune(peft_model, o.neftune_alpha)
         encoded, weights = [], []
         for pair in pairs:
             p, r = encode_pair(tok, pair["prompt"], pair["response"], add_eos=True)
