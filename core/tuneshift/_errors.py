@@ -1,10 +1,17 @@
 """The two kinds of failure the CLI reports, each as one line and an exit code."""
 
 
+# every character str.splitlines() breaks at, shown escaped, so a value from the user cannot split the line
+_ONE_LINE = {ord(c): repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
 class TuneshiftError(Exception):
     """Base class: `str(err)` is the one line the user sees."""
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        return super().__str__().translate(_ONE_LINE)
 
 
 class UsageError(TuneshiftError):
