@@ -31,7 +31,7 @@ def bfloat16(r: dict[str, Any], flops: float, tokens: int, peak: float) -> dict[
     bf, ts, nv = r["tuneshift-bf16"], r["tuneshift"], r["naive"]
     gap = lambda s: [b - f for b, f in zip(s["nll_base"], s["nll_finetuned"])]  # noqa: E731  the selection score
     diff = max(max(abs(a - b) for a, b in zip(bf[k], ts[k])) for k in ("nll_finetuned", "nll_base"))
-    return {"seconds": bf["seconds"], "tokens_per_s": _rate(tokens, bf["seconds"]),
+    return {"seconds": bf["seconds"], "passes": bf.get("passes"), "tokens_per_s": _rate(tokens, bf["seconds"]),
             "gflops": round(flops / bf["seconds"] / 1e9, 1), "fraction_of_bf16_peak": round(flops / bf["seconds"] / peak, 3),
             "speedup_vs_naive_float32": round(nv["seconds"] / bf["seconds"], 2),
             "speedup_vs_tuneshift_float32": round(ts["seconds"] / bf["seconds"], 2), "peak_rss_mb": bf["rss_mb"],
@@ -64,12 +64,12 @@ def summarise(r: dict[str, Any], common: dict[str, Any], ns: Namespace) -> dict[
                   "loadavg_after": r["loadavg_after"], "scorer_options": ts["options"]},
         "matmul_peak_gflops": mm["gflops"], "matmul_peak_gflops_bf16": r["matmul-bf16"]["gflops"],
         "scoring": {
-            "tuneshift": {"seconds": ts["seconds"], "tokens_per_s": _rate(tokens, ts["seconds"]),
+            "tuneshift": {"seconds": ts["seconds"], "passes": ts.get("passes"), "tokens_per_s": _rate(tokens, ts["seconds"]),
                           "pairs_per_s": _rate(len(common["pairs"]), ts["seconds"]),
                           "gflops": round(flops_ts / ts["seconds"] / 1e9, 1), "fraction_of_peak": round(frac, 3),
                           "padding_overhead": round(ts["padded_tokens"] / (2 * tokens) - 1, 3),
                           "mixed_batch": ts["mixed_batch"], "peak_rss_mb": ts["rss_mb"]},
-            "naive": {"seconds": nv["seconds"], "tokens_per_s": _rate(tokens, nv["seconds"]),
+            "naive": {"seconds": nv["seconds"], "passes": nv.get("passes"), "tokens_per_s": _rate(tokens, nv["seconds"]),
                       "pairs_per_s": _rate(len(common["pairs"]), nv["seconds"]),
                       "gflops": round(flops_nv / nv["seconds"] / 1e9, 1),
                       "fraction_of_peak": round(flops_nv / nv["seconds"] / peak, 3), "peak_rss_mb": nv["rss_mb"]},

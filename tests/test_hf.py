@@ -130,6 +130,37 @@ def test_mixed_batch_and_disable_adapter_passes_agree(tiny):
         assert a.n_tokens == b.n_tokens
 
 
+def test_plain_lora_runs_on_the_leading_rows_as_peft_would_mix_it(tiny):
+    """The scorer's fast path (mixing.py) gives peft's mixed-batch log-probabilities, puts every LoRA
+    layer back afterwards, and stays out of the way of adapters it does not cover."""
+    from peft import LoraConfig, get_peft_model
+    from tuneshift_hf.mixing import adapter_on_leading_rows
+    from tuneshift_hf.scoring import response_logprobs
+
+    model = plain_model(tiny["teacher_base"], tiny["adapter"])
+    tok = loading.load_tokenizer(str(tiny["teacher_base"]))
+    rows = [encode_pair(tok, p, r) for p, r in PAIRS]
+    pad = tok.pad_token_id
+    with torch.inference_mode():
+        by_peft = response_logprobs(model, pad, rows + rows, adapter_names=["default"] * 4 + ["__base__"] * 4)
+        with adapter_on_leading_rows(model) as leading:
+            assert leading is not None
+            leading.rows = len(rows)
+            by_slice = response_logprobs(model, pad, rows + rows)
+        again = response_logprobs(model, pad, rows)  # the adapter on every row again: peft's own forward
+    for a, b in zip(by_peft, by_slice):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert not torch.allclose(by_slice[0], by_slice[4], atol=1e-3)  # the adapter changed the leading rows
+    for a, b in zip(again, by_peft[:4]):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert not any("forward" in vars(m) for m in model.modules())
+    dora = get_peft_model(plain_model(tiny["teacher_base"]), LoraConfig(r=4, use_dora=True, target_modules="all-linear"))
+    with adapter_on_leading_rows(dora.eval()) as leading:
+        assert leading is None  # DoRA: peft's adapter_names path
+    with adapter_on_leading_rows(model.train()) as leading:
+        assert leading is None  # dropout in training mode would change the adapter's input
+
+
 def test_token_logprobs_are_optional_and_sum_to_the_mean_nll(tiny):
     spec = ModelSpec(base=str(tiny["teacher_base"]), adapter=str(tiny["adapter"]))
     plain = scorer(spec).score(spec, PAIRS)

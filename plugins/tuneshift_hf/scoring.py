@@ -26,6 +26,7 @@ from tuneshift.api import ModelSpec, Score, Scorer
 
 from .batching import plan_batches
 from .formatting import encode_pair, response_spans
+from .mixing import LeadingRows, adapter_on_leading_rows
 from .precision import PrecisionOptions, bfloat16_matmuls, identity_with_precision
 
 Encoded = tuple[list[int], list[int]]
@@ -206,16 +207,23 @@ class HFScorer(Scorer):
         mixed = finetuned.has_adapter and o.mixed_batch and self._mixed_ok is not False
         lengths = [len(p) + len(r) for p, r in encoded]
         results: list[Score | None] = [None] * len(pairs)
-        for batch in plan_batches(lengths, o.batch_size, o.max_batch_tokens, 2 if mixed else 1):
-            rows = [encoded[i] for i in batch]
-            ft, b = self._both(rows, finetuned, base)
-            for i, lp_ft, lp_b in zip(batch, ft, b):
-                results[i] = self._result(lp_ft, lp_b, finetuned.tokenizer, pairs[i][1])
+        with adapter_on_leading_rows(finetuned.model) if mixed else nullcontext() as leading:
+            for batch in plan_batches(lengths, o.batch_size, o.max_batch_tokens, 2 if mixed else 1):
+                rows = [encoded[i] for i in batch]
+                ft, b = self._both(rows, finetuned, base, leading)
+                for i, lp_ft, lp_b in zip(batch, ft, b):
+                    results[i] = self._result(lp_ft, lp_b, finetuned.tokenizer, pairs[i][1])
         return results  # type: ignore[return-value]
 
-    def _both(self, rows: list[Encoded], finetuned: Any, base: Any) -> tuple[list[Any], list[Any]]:
+    def _both(self, rows: list[Encoded], finetuned: Any, base: Any,
+              leading: LeadingRows | None = None) -> tuple[list[Any], list[Any]]:
         """Log-probabilities under the fine-tuned model and under the base, for one batch."""
         pad = finetuned.tokenizer.pad_token_id
+        if leading is not None:  # plain LoRA: the adapter on the leading half of the doubled rows
+            leading.rows = len(rows)
+            both = response_logprobs(finetuned.model, pad, rows + rows)
+            self._mixed_ok = True
+            return both[:len(rows)], both[len(rows):]
         if finetuned.has_adapter and self.options.mixed_batch and self._mixed_ok is not False:
             model = finetuned.model
             names = [model.active_adapter] * len(rows) + ["__base__"] * len(rows)
