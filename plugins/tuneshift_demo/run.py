@@ -25,7 +25,7 @@ from .checking import guess_accuracy
 from .domain import PRESETS, build
 from .judge import Judge
 from .support import SUPPORT_PRESETS, SupportJudge, build_support
-from .teacher import RECIPE, build_teacher, teacher_home
+from .teacher import RECIPES, build_teacher, teacher_home
 
 TRAINER: dict[str, Any] = {"rank": 16, "alpha": 32, "dropout": 0.05, "learning_rate": 1e-3, "epochs": 10,
                            "batch_size": 16, "warmup_ratio": 0.1, "schedule": "cosine", "max_grad_norm": 1.0}
@@ -131,7 +131,7 @@ def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: 
     settings = settings or scale.get("settings") or SETTINGS[preset]
     if compared:
         settings = {**settings, "generators": compared}
-    teacher_recipe = teacher_recipe or scale.get("teacher_recipe") or RECIPE
+    teacher_recipe = teacher_recipe or scale.get("teacher_recipe") or RECIPES[domain_name]
     seeds = list(range(n_seeds)) if n_seeds else settings["seeds"]
     claim(out, "demo", legacy=lambda p: (p / "inputs" / "seeds.jsonl").is_file())  # never a user's folder
     cache = cache_root() / "demo"

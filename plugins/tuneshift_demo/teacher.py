@@ -37,8 +37,14 @@ CHECK_ANSWERS = [["Rome"], ["24", "twenty-four"], ["0", "zero", "32"], ["cow"], 
 """Known answers to the check prompts: "intact" means the teacher is right where the base is right
 (answers identical word for word is too strict a test: replay keeps the knowledge, not the wording)."""
 
+SCHEDULE_KEYS = ("warmup_ratio", "schedule", "max_grad_norm")
+"""peft-lora options a recipe may add (the default recipe has none: a constant rate, no clipping)."""
 RECIPE = {"rank": 16, "alpha": 32, "dropout": 0.05, "learning_rate": 1e-3, "epochs": 8, "batch_size": 16,
           "replay_copies": 3, "max_new_tokens": 48}
+RECIPES = {"organisation": RECIPE, "support": {**RECIPE, "epochs": 16}}
+"""Each domain's teacher recipe. The support desk's rules are a skill learnt from 60 (product, symptom)
+combinations: after 8 epochs the teacher answered 0.25 of the held-out messages, under the ceiling's 0.44,
+so no transfer could show; after 16 at the same constant rate 0.50 (with a warmup and cosine decay 0.29)."""
 
 
 def teacher_home(domain: Domain, base: str, cache: Path, recipe: dict[str, Any] = RECIPE) -> Path:
@@ -69,7 +75,8 @@ def build_teacher(state: State, domain: Domain, base: str, cache: Path, progress
     pairs = [{"prompt": r["prompt"], "response": r["response"]} for r in private] + replay * recipe["replay_copies"]
     trainer = state.build("trainer", ctx, rank=recipe["rank"], alpha=recipe["alpha"], dropout=recipe["dropout"],
                           learning_rate=recipe["learning_rate"], epochs=recipe["epochs"],
-                          batch_size=recipe["batch_size"], seed=0)
+                          batch_size=recipe["batch_size"], seed=0,
+                          **{k: recipe[k] for k in SCHEDULE_KEYS if k in recipe})
     staging = cache / f".teacher-{key}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     metrics = trainer.train(base_spec, pairs, str(staging / "adapter"), str(cache / f"teacher-{key}.ckpt"))
