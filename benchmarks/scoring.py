@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/scoring.py [--pairs 300] [--prompts 32] [--max-new-tokens 32] [--quick] [--repeats 3]
 
-Prints one JSON object (progress goes to stderr). Each scorer is timed over `--repeats` passes in its
-process and the fastest counts (these machines vary by 20 % from one pass to the next); `passes` lists them. Every variant runs in its own
+Prints one JSON object (progress goes to stderr). Each scorer is timed over
+`--repeats` passes in its process and the fastest counts (these machines vary
+by 20 % from one pass to the next); `passes` lists them. Every variant runs in its own
 subprocess, so its peak RSS (ru_maxrss) is its own; the parent only plans,
 compares and reports. Variants:
   load-first / load-cached  the GGUF through loading.load with an empty cache, then again from the cache
@@ -44,6 +45,16 @@ def smollm2() -> str:
 
 def rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # kilobytes on Linux
+
+
+def timed_passes(run: Any, repeats: int) -> tuple[Any, list[float]]:
+    """`run()` `repeats` times: its last result and each pass's seconds."""
+    passes = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = run()
+        passes.append(round(time.perf_counter() - started, 3))
+    return result, passes
 
 
 # --- variants (each in its own process) ------------------------------------------------------------------
@@ -107,11 +118,7 @@ def v_tuneshift(a: dict) -> dict:
     options = HFScorerOptions(**{"precision": "float32", **a.get("options", {})})
     scorer = HFScorer(options, Context(teacher=spec, target=None, seed=0, work_dir=a["work"]))
     scorer.score(spec, pairs[:4])  # load and warm up
-    passes = []
-    for _ in range(a["repeats"]):
-        started = time.perf_counter()
-        scores = scorer.score(spec, pairs)
-        passes.append(round(time.perf_counter() - started, 3))
+    scores, passes = timed_passes(lambda: scorer.score(spec, pairs), a["repeats"])
     seconds = min(passes)
     tok = loading.load(spec, options.precision).tokenizer  # the loaded model: auto would load a second copy
     encoded = [encode_pair(tok, p, r) for p, r in pairs]
@@ -149,12 +156,8 @@ def v_naive(a: dict) -> dict:
     with torch.inference_mode():
         for p, r in pairs[:4]:  # warm up
             nll(base, p, r), nll(ft, p, r)
-        passes = []
-        for _ in range(a["repeats"]):
-            started = time.perf_counter()
-            out_ft = [nll(ft, p, r) for p, r in pairs]
-            out_b = [nll(base, p, r) for p, r in pairs]
-            passes.append(round(time.perf_counter() - started, 3))
+        (out_ft, out_b), passes = timed_passes(
+            lambda: ([nll(ft, p, r) for p, r in pairs], [nll(base, p, r) for p, r in pairs]), a["repeats"])
     return {"seconds": min(passes), "passes": passes, "nll_finetuned": out_ft, "nll_base": out_b,
             "rss_mb": rss_mb(), "threads": torch.get_num_threads()}
 
