@@ -118,3 +118,37 @@ def test_neftune_noise_is_seeded_and_changes_what_is_learnt(tiny, tmp_path):
         adapters[name] = load_file(str(out / "adapter_model.safetensors"))
     assert all(torch.equal(adapters["noisy"][k], adapters["noisy-again"][k]) for k in adapters["noisy"])
     assert any(not torch.equal(adapters["noisy"][k], adapters["plain"][k]) for k in adapters["noisy"])
+
+
+def test_gradient_checkpointing_trains_the_same_adapter_and_shares_its_cache_key(tiny, tmp_path, monkeypatch):
+    """Recomputed activations (less memory): the same adapter, bitwise, LoRA dropout included, and the same
+    identity, so a run's cache and a checkpoint's job do not depend on it."""
+    import transformers.modeling_utils
+    from safetensors.torch import load_file
+
+    recomputed_layers = []
+    original = transformers.modeling_utils.checkpoint
+
+    def counted(*args, **kwargs):
+        recomputed_layers.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.modeling_utils, "checkpoint", counted)  # what the layers are wrapped in
+    target = ModelSpec(base=str(tiny["target"]))
+    adapters, identities, calls = {}, [], []
+    for checkpointing in (False, True):
+        t = LoRATrainer(LoRATrainer.Options(rank=2, alpha=4, batch_size=4, dropout=0.2, learning_rate=1e-2,
+                                            epochs=2, gradient_checkpointing=checkpointing),
+                        Context(teacher=target, target=target, seed=0, work_dir=str(tmp_path)))
+        out = tmp_path / f"checkpointing-{checkpointing}"
+        t.train(target, pairs(), str(out), str(tmp_path / f"ckpt-{checkpointing}"))
+        adapters[checkpointing] = load_file(str(out / "adapter_model.safetensors"))
+        identities.append(t.identity())
+        calls.append(len(recomputed_layers))
+    assert calls[0] == 0 and calls[1] > 0  # checkpointing really ran, and only when asked
+    plain, recomputed = adapters[False], adapters[True]
+    assert plain.keys() == recomputed.keys() and all(torch.equal(plain[k], recomputed[k]) for k in plain)
+    assert identities[0] == identities[1]
+    untrained = LoRATrainer(LoRATrainer.Options(rank=2), Context(teacher=target, target=target, seed=0,
+                                                                  work_dir=str(tmp_path)))
+    assert untrained.identity() != identities[0]  # other options still count

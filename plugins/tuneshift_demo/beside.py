@@ -8,7 +8,8 @@ threads a training gets changes the order of its floating-point sums, and with i
 so a count that followed the clock would make two cold runs on one machine differ. Each job writes
 what the arm writes in the main process (its result.json), so the main process finds the arm done. A
 job that failed there runs again in the main process, where its error is reported as any other
-stage's.
+stage's. Its trainings recompute activations in the backward pass (`gradient_checkpointing`): the
+same adapter, bitwise, in less memory, so the two processes together stay under 8 GB.
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ def serve(jobs: Any, done: Any, ctx: dict[str, Any], threads: int) -> None:
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
     torch.set_num_threads(threads)
-    ctx = {**ctx, "progress": lambda n: None}
+    settings = ctx["settings"]  # its trainings recompute activations: the same adapter in less memory, and
+    # the teacher beside takes longer than they do anyway (docs/demo.md, "Two processes")
+    ctx = {**ctx, "progress": lambda n: None,
+           "settings": {**settings, "trainer": {**settings["trainer"], "gradient_checkpointing": True}}}
     try:
         while (message := jobs.get()) is not None:
             (arm, seed), inputs = message

@@ -73,6 +73,9 @@ def build_teacher(state: State, domain: Domain, base: str, cache: Path, progress
     replay = [{"prompt": p, "response": a.text} for p, a in
               zip(REPLAY_PROMPTS, answerer.answer(base_spec, REPLAY_PROMPTS, greedy)) if a.text]
     pairs = [{"prompt": r["prompt"], "response": r["response"]} for r in private] + replay * recipe["replay_copies"]
+    from .run import release_models
+
+    release_models()  # the base that wrote the replay answers: the trainer loads its own copy
     trainer = state.build("trainer", ctx, rank=recipe["rank"], alpha=recipe["alpha"], dropout=recipe["dropout"],
                           learning_rate=recipe["learning_rate"], epochs=recipe["epochs"],
                           batch_size=recipe["batch_size"], seed=0,
