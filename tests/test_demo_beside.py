@@ -69,3 +69,15 @@ def test_peak_memory_counts_a_child_process_too():
     child.wait(timeout=60)  # it holds its 400 MB for 3 s: the sampler sees it many times
     assert memory.stop() >= 400  # the child's 400 MB and this process's own
     assert memory.at_peak["children_mb"] >= 400 and memory.at_peak["main_mb"] > 0 and memory.at_peak["seconds"] > 0
+
+
+def test_the_trainings_beside_recompute_activations_and_leave_the_main_settings_alone():
+    """Beside the teacher, memory is short and time is not: its trainings turn on gradient checkpointing
+    (the same adapter, tests/test_trainer_recipe.py); the main process's settings stay as they were."""
+    from tuneshift_demo.beside import recomputing
+    from tuneshift_demo.run import SETTINGS
+
+    ctx = {"settings": SETTINGS["quick"], "out": None}
+    beside = recomputing(ctx)
+    assert beside["settings"]["trainer"] == {**SETTINGS["quick"]["trainer"], "gradient_checkpointing": True}
+    assert "gradient_checkpointing" not in SETTINGS["quick"]["trainer"] and ctx["settings"] is SETTINGS["quick"]

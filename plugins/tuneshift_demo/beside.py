@@ -39,22 +39,26 @@ def serve(jobs: Any, done: Any, ctx: dict[str, Any], threads: int) -> None:
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
     torch.set_num_threads(threads)
-    settings = ctx["settings"]  # its trainings recompute activations: the same adapter in less memory, and
-    # the teacher beside takes longer than they do anyway (docs/demo.md, "Two processes")
-    ctx = {**ctx, "progress": lambda n: None,
-           "settings": {**settings, "trainer": {**settings["trainer"], "gradient_checkpointing": True}}}
+    ctx = {**ctx, "progress": lambda n: None}
     try:
         while (message := jobs.get()) is not None:
             (arm, seed), inputs = message
             begun = time.time()
             try:
-                run_arm(arm, seed, {**ctx, "inputs": inputs})
+                run_arm(arm, seed, {**recomputing(ctx), "inputs": inputs})
                 done.put(((arm, seed), round(time.time() - begun, 1), None))
             except Exception as exc:  # the main process runs it again and reports it there
                 done.put(((arm, seed), None, f"{type(exc).__name__}: {exc}"))
             release_models()
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the main process says so
         pass
+
+
+def recomputing(ctx: dict[str, Any]) -> dict[str, Any]:
+    """`ctx` with its trainer recomputing activations in the backward pass: the same adapter in less memory,
+    and the teacher beside takes longer than these trainings anyway (docs/demo.md, "Two processes")."""
+    settings = ctx["settings"]
+    return {**ctx, "settings": {**settings, "trainer": {**settings["trainer"], "gradient_checkpointing": True}}}
 
 
 class Beside:
