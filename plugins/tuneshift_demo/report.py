@@ -66,9 +66,10 @@ def _general_right(teacher: dict[str, Any]) -> str:
             f"of the {right['base']} the base gets right")
 
 
-# The done-when targets of the demo (issues 5, 8, 9, 17 and 19), per preset.
-RECOVERY_TARGET = {"quick": 0.85, "full": 0.90}
-CEILING_TARGET = {"full": 0.80}
+# The done-when targets of the demo (issues 5, 8, 9, 17 and 19; the support desk's, issue 20), per domain
+# and preset.
+RECOVERY_TARGET = {"organisation": {"quick": 0.85, "full": 0.90}, "support": {"full": 0.80}}
+CEILING_TARGET = {"organisation": {"full": 0.80}, "support": {}}
 QUICK_WALL_SECONDS = 12 * 60
 QUICK_WALL_LIMIT = 20 * 60
 PEAK_RSS_MB = 8 * 1024
@@ -85,13 +86,12 @@ def goals(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return {"value": value, "target": target, "met": met, **extra}
 
     out: dict[str, dict[str, Any]] = {}
-    if report["preset"] in RECOVERY_TARGET:
-        target = RECOVERY_TARGET[report["preset"]]
+    domain = report.get("domain", "organisation")  # reports written before the support desk have none
+    if (target := RECOVERY_TARGET[domain].get(report["preset"])) is not None:
         out["recovery"] = goal(round(report["recovery"], 4), f">= {target}", report["recovery"] >= target)
-    if report["preset"] in CEILING_TARGET:
+    if (least := CEILING_TARGET[domain].get(report["preset"])) is not None:
         ceiling = report["arms"]["ceiling"]["accuracy"]
-        out["ceiling_accuracy"] = goal(round(ceiling, 4), f">= {CEILING_TARGET[report['preset']]}",
-                                       ceiling >= CEILING_TARGET[report["preset"]])
+        out["ceiling_accuracy"] = goal(round(ceiling, 4), f">= {least}", ceiling >= least)
     for other, c in report["comparisons"].items():
         out[f"beats_{other}"] = goal(c["margin"], "margin > 2 x std over seeds", c["beats"])
     teacher = report["teacher"]

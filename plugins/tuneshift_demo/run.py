@@ -193,9 +193,9 @@ def run_demo(state: State, preset: str, out: Path, n_seeds: int | None, models: 
     trained = []
     if settings.get("selection_arms"):
         for seed, replay in zip(seeds, replayed):
-            trained.append(stage(f"selection arms seed {seed}", lambda: selection.train_arms(seed, ctx, replay, judge),
+            trained.append(stage(f"selection arms seed {seed}",
+                                 lambda: selection.train_arms(seed, ctx, replay, judge, release_models),
                                  lambda r: {m: round(v["accuracy"], 3) for m, v in r.items()}))
-            release_models()
     checks = stage("verification", lambda: verification.verify_arms(arms, seeds, ctx, release_models),
                    lambda c: {"arms": len(c)})
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, memory.stop())

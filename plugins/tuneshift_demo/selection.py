@@ -15,7 +15,7 @@ import json
 import math
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tuneshift.api import Candidate, ModelSpec, State, build_context, read_jsonl, write_json
 
@@ -88,9 +88,11 @@ def _at_tau(candidates: list[Candidate], verdicts: dict[int, str], tau: float) -
             "right": sum(v == "right" for v in kept)}
 
 
-def train_arms(seed: int, ctx: dict[str, Any], replayed: dict[str, Any], judge: Judge) -> dict[str, Any]:
+def train_arms(seed: int, ctx: dict[str, Any], replayed: dict[str, Any], judge: Judge,
+               release: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Each method's kept set, cut to the smallest kept size (seeded draw), trained and evaluated (cached);
-    with the judge's verdicts on the pairs it trained on, which say why accuracies differ or do not."""
+    with the judge's verdicts on the pairs it trained on, which say why accuracies differ or do not.
+    `release` drops the models loaded for one method before the next (each evaluates its own adapter)."""
     from .arms import evaluate, train
 
     # a method that keeps nothing leaves the target untrained; the others share the smallest kept size
@@ -110,6 +112,7 @@ def train_arms(seed: int, ctx: dict[str, Any], replayed: dict[str, Any], judge: 
             result = {"method": name, "seed": seed, "dataset_size": len(pairs),
                       **evaluate(ctx["state"], ctx["inputs"]["target"], adapter, ctx["evals"], out)}
             write_json(done, result)
+            release()
         results[name] = {**result, "trained_on": _count(judge(p["prompt"], p["response"]) for p in pairs)}
     return results
 
