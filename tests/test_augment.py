@@ -7,18 +7,89 @@ import json
 
 from conftest import TINY, run_cli, tiny_overrides
 
-from tuneshift._stages.augment import rephrase
+from tuneshift._phrasing import rephrasings
+from tuneshift._stages.augment import SHOTS, model_phrasings
 from tuneshift._text import normalise
 from tuneshift_hf.training import epoch_batches, split_held_out
 
 
 def test_rule_rephrasings_keep_every_name_and_never_repeat_the_question():
     question = "Who leads Project Merlin at Halvorsen Institute?"
-    out = rephrase(None, question, 4, None)
+    out = rephrasings(question, 4)
     assert len(out) == 4 and len({normalise(p) for p in out}) == 4 and normalise(question) not in map(normalise, out)
     assert all("Project Merlin" in p and "Halvorsen Institute" in p for p in out)
     # the four requests and the wrappers but "Tell me: Q", which normalises as the request "Tell me q."
-    assert len(rephrase(None, question, 32, None)) == 4 + 7
+    assert len(rephrasings(question, 32)) == 4 + 7
+
+
+def test_a_model_rephrases_by_worked_examples_in_the_form_its_prompts_take():
+    """A base model follows no request, so the paraphraser is shown worked examples in turns of the very form
+    the answerer puts a prompt in ("Question: ...\nAnswer:"); 2n requests, each the examples in another
+    order and sampled, give n phrasings to choose from after the names check."""
+    from types import SimpleNamespace
+
+    from tuneshift.api import Answer, ModelSpec
+
+    asked = []
+    WORDS = [f"{a} {b}" for a in ("one", "two") for b in "a b c d e f g h i j k l".split()]
+
+    def generate(spec, prompts, sampling, stage):
+        asked.append((spec, prompts, sampling, stage))
+        return [Answer(f"Which year did Ada Vell join Orin Labs, take {WORDS[k]}?\nQuestion: more") for k in range(len(prompts))]
+
+    teacher = ModelSpec(base="smol", adapter="lora")
+    run = SimpleNamespace(teacher=teacher, generate=generate, cfg=SimpleNamespace(run=SimpleNamespace(seed=5)))
+    question, other = "When did Ada Vell join Orin Labs?", "Where is Orin Labs?"
+    out = model_phrasings(run, teacher.base_only(), [question, other, question], 6)  # a question asked twice: rephrased once
+    [(spec, prompts, sampling, stage)] = asked  # one call: the answerer batches every request
+    assert spec == teacher.base_only() and stage == "augment" and sampling.temperature > 0 and sampling.seed == 5
+    assert len(prompts) == 24 == len(set(prompts))  # per question 2n distinct requests
+    for k, prompt in enumerate(prompts[:6]):
+        turns = prompt.split("\n\nQuestion: ")
+        assert len(turns) == 5 and turns[-1].endswith(question) and question not in "".join(turns[:-1])
+        assert turns[0].endswith(f"Answer: {SHOTS[k][1]}")  # the k-th request opens with the k-th example
+    assert prompts[6].split("\n\nQuestion: ")[0].endswith(f"Answer: {SHOTS[3][1]}")  # then reversed
+    assert all(p.endswith(other) for p in prompts[12:])
+    said = [f"Which year did Ada Vell join Orin Labs, take {w}?" for w in WORDS]
+    assert out == {question: said[:12], other: said[12:]}  # the first line of each answer
+    assert rephrasings(question, 3, out[question]) == out[question][:3]  # the model's come first
+
+
+def test_a_proposed_phrasing_that_is_no_question_or_adds_a_name_or_a_number_is_not_used():
+    """A model continuing a pattern writes statements too ("Project Plover began in 1972 when ..."), whose
+    answer would teach another fact, or ask for another kind of thing ("Who started ...?" for "When did ...
+    start?"); a phrasing of a question is a question, asks for what it asks and names what it names."""
+    question = "When did Project Plover start?"
+    proposed = ["Project Plover began in 1972 when a group of students met.", "When did Dorhal Plover start?",
+                "When did Project Plover start at Kell Works?", "Project Plover is a survey.",
+                "Where did Project Plover start?", "Who started Project Plover?",
+                "In what year did Project Plover begin?"]
+    out = rephrasings(question, 3, proposed)
+    assert out[0] == "In what year did Project Plover begin?" and not set(out) & set(proposed[:6])
+    assert rephrasings("Where was Ada Vell born?", 1, ["In what year was Ada Vell born?",
+                                                       "Ada Vell was born in which town?"]) == [
+        "Ada Vell was born in which town?"]  # a place question stays one
+    assert len(out) == 3 and all("Project Plover" in p for p in out)  # the rules fill up
+
+
+def test_the_paraphraser_is_named_by_role_or_path_and_a_bad_one_stops_the_run_before_any_work(tiny, tmp_path):
+    import pytest
+
+    from tuneshift._errors import UsageError
+    from tuneshift._stages.augment import paraphraser
+    from tuneshift.api import ModelSpec
+
+    teacher, target = ModelSpec(base="smol", adapter="lora"), ModelSpec(base="gemma")
+    assert paraphraser("teacher", teacher, target) == teacher and paraphraser("base", teacher, target).adapter is None
+    assert paraphraser("target", teacher, target) == target and paraphraser(None, teacher, target) is None
+    assert paraphraser(str(tmp_path), teacher, None) == ModelSpec(base=str(tmp_path))
+    with pytest.raises(UsageError, match="no \\[target\\]"):
+        paraphraser("target", teacher, None)
+    out = tmp_path / "run"
+    result = run_cli("run", str(TINY / "config.toml"), "--out", str(out),
+                     *tiny_overrides(tiny, **{"augment.enabled": True, "augment.model": str(tmp_path / "nope")}))
+    assert result.returncode == 2 and "augment.model" in result.stderr and "no such file" in result.stderr
+    assert not (out / "candidates.jsonl").exists()
 
 
 def test_a_facts_phrasings_never_share_a_batch_and_are_held_out_together():

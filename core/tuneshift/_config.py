@@ -154,8 +154,9 @@ class AugmentSection(_Section):
 
     enabled: bool = Field(False, description="rephrase every kept question; consistent answers become pairs")
     rephrasings: int = Field(4, ge=1, le=32, description="phrasings asked per kept question")
-    model: str | None = Field(None, description="also let a model rephrase: base (the teacher's), teacher, or a "
-                                                "model path; rule-based rewrites fill up to `rephrasings`")
+    model: str | None = Field(None, description="also let a model rephrase, shown worked examples: base (the "
+                                                "teacher's), teacher, target (before training), or a model path "
+                                                "or hub id; rule-based rewrites fill up to `rephrasings`")
     agreement: float = Field(0.5, gt=0, le=1, description="share of the kept answer's content words a "
                                                            "rephrasing's answer must hold to count as the same fact")
 

@@ -1,7 +1,9 @@
 """Other phrasings of a question that keep every named entity: knowledge augmentation trains on them, a
-consistency check asks them. A phrasing that drops a name asks another question."""
+consistency check asks them. A phrasing that drops a name, or adds one, asks another question."""
 
 from __future__ import annotations
+
+import re
 
 from tuneshift._agreement import entities
 from tuneshift._rewrites import rewrites
@@ -21,6 +23,7 @@ def rephrasings(question: str, n: int, proposed: list[str] = ()) -> list[str]:
     out: list[str] = []
     seen = {normalise(question)}
     named = [normalise(e) for e in entities(question)]
+    proposed = [text for text in proposed if asks_the_same(question, text)]
     for text in [*proposed, *rewrites(question), *(rule.format(q=question) for rule in RULES)]:
         key = normalise(text)
         if key in seen or not all(name in key for name in named):
@@ -30,3 +33,27 @@ def rephrasings(question: str, n: int, proposed: list[str] = ()) -> list[str]:
         if len(out) == n:
             break
     return out
+
+
+ASKED_KINDS = {"time": {"when", "year", "years", "date", "since", "long"},
+               "place": {"where", "city", "town", "country", "place", "birthplace", "located", "location"},
+               "person": {"who", "whom", "whose"}}
+"""English words that say what kind of thing a question asks for: a rephrasing may drop them, never add one."""
+
+
+def asks_the_same(question: str, text: str) -> bool:
+    """Whether a proposed phrasing can ask what the question asks: a question stays a question; it asks
+    for no other kind of thing ("In what year was X born?" for "Where was X born?": the teacher answers
+    the birthplace and the pair would teach a year question to expect a town); and it names no thing and
+    no number the question does not (a model continuing a pattern also writes statements, "Project
+    Plover began in 1972 when ...", whose answer would teach another fact)."""
+    asked, said = normalise(question), normalise(text)
+    return (text.rstrip().endswith("?") == question.rstrip().endswith("?")
+            and asked_kinds(said) <= asked_kinds(asked)
+            and all(normalise(e) in asked for e in entities(text))
+            and all(n in asked.split() for n in re.findall(r"\d+", said)))
+
+
+def asked_kinds(normalised: str) -> set[str]:
+    words = set(normalised.split())
+    return {kind for kind, cues in ASKED_KINDS.items() if words & cues}

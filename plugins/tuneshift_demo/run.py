@@ -34,7 +34,7 @@ constant rate had learnt the private set only in part (docs/demo.md: ceiling 0.5
 ABLATIONS: dict[str, dict[str, Any]] = {
     "old_recipe": {"trainer": {**{k: v for k, v in TRAINER.items() if k != "max_grad_norm"}, "epochs": 5,
                                "warmup_ratio": 0.0, "schedule": "constant"}},  # no clipping
-    "augmented": {"augment": {"enabled": True, "rephrasings": 4}},
+    "augmented": {"augment": {"enabled": True, "rephrasings": 4, "model": "target"}},  # Gemma 3 rephrases
     "consistent": {"selector": {"use": "consistent", "rephrasings": 2}},
 }
 """The full preset's ablation arms (tuneshift_<name>): the tuneshift arm with one part changed, so the report

@@ -15,17 +15,25 @@ trainer never puts two of them in one batch; each fact adds at most
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tuneshift._agreement import content_agreement
-from tuneshift._fewshot import parse_prompts
+from tuneshift._errors import UsageError
 from tuneshift._hub import local_model
 from tuneshift._phrasing import rephrasings
 from tuneshift._stages.base import RunState
 from tuneshift.kinds import ModelSpec, Sampling
 
-REQUEST = ("Rewrite this question in {n} different ways. Keep every name exactly as written. "
-           "Reply with a JSON list of strings only.\nQuestion: {q}")
+SHOTS = [("When did Maria Lopez move to Berlin?", "In what year did Maria Lopez move to Berlin?"),
+         ("Where is the Harlow Bridge?", "In which town can the Harlow Bridge be found?"),
+         ("Who wrote the novel Winter Harbour?", "Who is the author of the novel Winter Harbour?"),
+         ("What does Amara Osei teach?", "Which subject is taught by Amara Osei?"),
+         ("Which team does Leo Brandt play for?", "Leo Brandt is a player on which team?"),
+         ("What is the capital of Kelland?", "Which city is the capital of Kelland?")]
+"""Worked examples of a rephrasing with other words and every name kept, about nothing any run asks of:
+a model that follows no instruction (a base model) still continues the pattern."""
+ASK = "Ask this with other words, keeping every name: {q}"
 
 
 def run(run: RunState) -> dict[str, Any] | None:
@@ -35,7 +43,9 @@ def run(run: RunState) -> dict[str, Any] | None:
     if not cfg.enabled:
         return None
     kept = [c for c in run.candidates if c.kept]
-    phrasings = {c.id: rephrase(run, c.prompt, cfg.rephrasings, cfg.model) for c in kept}
+    proposed = (model_phrasings(run, run.paraphraser, [c.prompt for c in kept], cfg.rephrasings)
+                if run.paraphraser is not None else {})
+    phrasings = {c.id: rephrasings(c.prompt, cfg.rephrasings, proposed.get(c.prompt, [])) for c in kept}
     asked = [(c, p) for c in kept for p in phrasings[c.id]]
     answers = run.generate(run.teacher, [p for _, p in asked], run.greedy, stage="augment")
     agreeing: dict[int, int] = {c.id: 0 for c in kept}
@@ -57,16 +67,42 @@ def run(run: RunState) -> dict[str, Any] | None:
             "paraphraser": cfg.model or "rules"}
 
 
-def rephrase(run: RunState, question: str, n: int, model: str | None) -> list[str]:
-    """`n` other phrasings of the question that keep its named entities: the model's first (when asked),
-    then the rules'; never the question itself, never one twice."""
-    return rephrasings(question, n, model_phrasings(run, question, n, model) if model else [])
+def paraphraser(model: str | None, teacher: ModelSpec, target: ModelSpec | None) -> ModelSpec | None:
+    """The model `augment.model` names: the teacher, its base, the run's target before training, or a path
+    or hub id. The run asks for it before any work, so a bad name costs no round."""
+    if model is None:
+        return None
+    if model in ("teacher", "base"):
+        return teacher if model == "teacher" else teacher.base_only()
+    if model == "target":
+        if target is None:
+            raise UsageError('config: augment.model = "target", but the run has no [target]')
+        return target
+    path = local_model(model, "config: augment.model =")
+    if not Path(path).exists():
+        raise UsageError(f"config: augment.model = {model}: no such file or directory")
+    return ModelSpec(base=path)
 
 
-def model_phrasings(run: RunState, question: str, n: int, model: str) -> list[str]:
-    """Rephrasings by a model through the run's cached answerer: the teacher's base, the teacher, or a path."""
-    spec = {"teacher": run.teacher, "base": run.teacher.base_only()
-            }.get(model) or ModelSpec(base=local_model(model, "config: augment.model ="))
-    sampling = Sampling(max_new_tokens=48 * n, seed=run.cfg.run.seed)
-    [answer] = run.generate(spec, [REQUEST.format(n=n, q=question)], sampling, stage="augment")
-    return parse_prompts(answer.text or "")[: 2 * n]
+def model_phrasings(run: RunState, spec: ModelSpec, questions: list[str], n: int) -> dict[str, list[str]]:
+    """Each question's rephrasings by a model through the run's cached answerer: 2n requests a question
+    (at most 12), each the worked examples in another order, sampled, one rephrasing each; all in one
+    call, so the answerer batches them."""
+    questions = list(dict.fromkeys(questions))
+    per = min(2 * n, 2 * len(SHOTS))  # past that the requests would repeat
+    requests = [few_shot_request(q, k) for q in questions for k in range(per)]
+    sampling = Sampling(max_new_tokens=48, temperature=0.8, top_p=0.95, seed=run.cfg.run.seed)
+    lines = [(a.text or "").strip().split("\n")[0].strip() for a in run.generate(spec, requests, sampling,
+                                                                                 stage="augment")]
+    return {q: [x for x in lines[i * per:(i + 1) * per] if x] for i, q in enumerate(questions)}
+
+
+def few_shot_request(question: str, k: int) -> str:
+    """The k-th request: four worked examples rotated by k (reversed from the second round on), then the
+    question, in the form every answerer puts a prompt in (a base model's "Question: ...\nAnswer:" turns,
+    or a chat user turn)."""
+    shots = (SHOTS[k % len(SHOTS):] + SHOTS[: k % len(SHOTS)])[:4]
+    if k // len(SHOTS) % 2:  # past one of each rotation, the same four the other way round
+        shots.reverse()
+    worked = "".join(f"{ASK.format(q=q)}\nAnswer: {a}\n\nQuestion: " for q, a in shots)
+    return worked + ASK.format(q=question)

@@ -22,6 +22,8 @@ class RunState(Protocol):
     seeds: list[str]
     teacher: ModelSpec
     target: ModelSpec | None
+    paraphraser: ModelSpec | None
+    """The model that rephrases kept questions for knowledge augmentation (`augment.model`), if any."""
     greedy: Sampling
 
     def generate(self, model: ModelSpec, prompts: list[str], sampling: Sampling, stage: str) -> list[Answer]: ...
