@@ -109,7 +109,7 @@ def test_a_run_with_augmentation_trains_on_consistent_phrasings(tiny, tmp_path):
     out = tmp_path / "run"
     result = run_cli("run", str(TINY / "config.toml"), "--out", str(out),
                      *tiny_overrides(tiny, **{"run.rounds": 1, "augment.enabled": True, "augment.rephrasings": 3,
-                                              "augment.model": "base", "augment.agreement": 0.01,
+                                              "augment.model": "target", "augment.agreement": 0.01,
                                               "verify.enabled": False}))
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
@@ -118,7 +118,7 @@ def test_a_run_with_augmentation_trains_on_consistent_phrasings(tiny, tmp_path):
     cands = {c["id"]: c for c in map(json.loads, (out / "candidates.jsonl").read_text().splitlines())}
     kept = [c for c in cands.values() if c["fate"] == "kept"]
     added = [r for r in rows if r["origin"] == "augment"]
-    assert section["facts"] == len(kept) and section["asked"] == 3 * len(kept) and section["paraphraser"] == "base"
+    assert section["facts"] == len(kept) and section["asked"] == 3 * len(kept) and section["paraphraser"] == "target"
     assert section["pairs_added"] == len(added) and len(rows) == len(kept) + len(added) == report["train"]["pairs"]
     for c in kept:
         assert c["extra"]["rephrasings_asked"] == 3 and 0 <= c["extra"]["consistency"] <= 1

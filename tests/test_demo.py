@@ -291,3 +291,21 @@ def test_the_selection_arms_let_go_of_each_methods_model_before_the_next(tmp_pat
                                    release=lambda: events.append("release"))
     assert events == ["evaluate", "release", "evaluate", "release"]  # the cached arm loads nothing
     assert results["calibrated"]["accuracy"] == 0.5
+
+
+def test_the_shipped_tuneshift_arm_augments_and_its_baselines_and_no_augment_ablation_do_not():
+    """The presets' tuneshift arm asks the target to rephrase its kept questions (AUGMENT); the no_filter
+    crawl and the no_augment ablation leave augmentation out, the rule_augment one keeps the rules alone."""
+    from tuneshift_demo.arms import pipeline_config, settings_for
+    from tuneshift_demo.run import AUGMENT, SETTINGS
+
+    inputs = {"teacher_base": "/m/smol.gguf", "teacher_adapter": "/m/lora", "target": "/m/gemma.gguf",
+              "seeds": "/m/seeds.jsonl"}
+    for preset in ("quick", "full"):
+        arm = pipeline_config(inputs, 0, settings_for(SETTINGS[preset], "tuneshift"), keep_all=False)
+        assert arm["augment"] == AUGMENT and AUGMENT["model"] == "target" and AUGMENT["enabled"]
+        assert "augment" not in pipeline_config(inputs, 0, SETTINGS[preset], keep_all=True)  # the no_filter crawl
+    full = SETTINGS["full"]
+    assert "augment" not in pipeline_config(inputs, 0, settings_for(full, "tuneshift_no_augment"), keep_all=False)
+    rules = pipeline_config(inputs, 0, settings_for(full, "tuneshift_rule_augment"), keep_all=False)["augment"]
+    assert rules["enabled"] and "model" not in rules
