@@ -76,19 +76,28 @@ def test_the_paraphraser_is_named_by_role_or_path_and_a_bad_one_stops_the_run_be
     import pytest
 
     from tuneshift._errors import UsageError
-    from tuneshift._stages.augment import paraphraser
+    from tuneshift._models import Models, paraphraser_of
     from tuneshift.api import ModelSpec
 
     teacher, target = ModelSpec(base="smol", adapter="lora"), ModelSpec(base="gemma")
-    assert paraphraser("teacher", teacher, target) == teacher and paraphraser("base", teacher, target).adapter is None
-    assert paraphraser("target", teacher, target) == target and paraphraser(None, teacher, target) is None
-    assert paraphraser(str(tmp_path), teacher, None) == ModelSpec(base=str(tmp_path))
+    assert paraphraser_of("teacher", teacher, target) == teacher
+    assert paraphraser_of("base", teacher, target).adapter is None
+    assert paraphraser_of("target", teacher, target) == target and paraphraser_of(None, teacher, target) is None
+    assert paraphraser_of(str(tmp_path), teacher, None) == ModelSpec(base=str(tmp_path))
     with pytest.raises(UsageError, match="no \\[target\\]"):
-        paraphraser("target", teacher, None)
+        paraphraser_of("target", teacher, None)
+    # a model of its own is one of the run's model paths: checked, fingerprinted, never written over
+    assert Models(teacher, target, ModelSpec(base=str(tmp_path))).paths()["augment.model"] == str(tmp_path)
+    assert "augment.model" not in Models(teacher, target, target).paths()
     out = tmp_path / "run"
     result = run_cli("run", str(TINY / "config.toml"), "--out", str(out),
                      *tiny_overrides(tiny, **{"augment.enabled": True, "augment.model": str(tmp_path / "nope")}))
     assert result.returncode == 2 and "augment.model" in result.stderr and "no such file" in result.stderr
+    assert not (out / "candidates.jsonl").exists()
+    (tmp_path / "notes.gguf").write_text("my notes, not a model")
+    result = run_cli("run", str(TINY / "config.toml"), "--out", str(out),
+                     *tiny_overrides(tiny, **{"augment.enabled": True, "augment.model": str(tmp_path / "notes.gguf")}))
+    assert result.returncode == 2 and "augment.model" in result.stderr and "not a GGUF" in result.stderr
     assert not (out / "candidates.jsonl").exists()
 
 

@@ -13,16 +13,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from tuneshift._errors import UsageError
 from tuneshift._hub import local_model
 from tuneshift.kinds import Answer, Context, Implementation, ModelSpec, Sampling, Score
 
 
 @dataclass(frozen=True)
 class Models:
-    """The run's teacher (fine-tuned: base + adapter, or a full fine-tune) and its target before training."""
+    """The run's teacher (fine-tuned: base + adapter, or a full fine-tune), its target before training, and
+    the model that rephrases kept questions (`augment.model`), when one is named."""
 
     teacher: ModelSpec
     target: ModelSpec | None
+    paraphraser: ModelSpec | None = None
 
     @classmethod
     def of(cls, cfg: Any) -> "Models":
@@ -39,7 +42,9 @@ class Models:
         target = (ModelSpec(base=local("target.model", cfg.target.model),
                             trust_remote_code=cfg.target.trust_remote_code, **cfg.target.loading())
                   if cfg.target is not None else None)
-        return cls(teacher, target)
+        augment = getattr(cfg, "augment", None)
+        named = augment.model if augment is not None and augment.enabled else None
+        return cls(teacher, target, paraphraser_of(named, teacher, target))
 
     def trained(self, adapter: str | Path) -> ModelSpec:
         """The target with a trained adapter."""
@@ -48,8 +53,25 @@ class Models:
 
     def paths(self) -> dict[str, str | None]:
         """Every model file or folder by its config key: what the run must never overwrite."""
-        return {"teacher.base": self.teacher.base, "teacher.adapter": self.teacher.adapter,
-                "teacher.finetuned": self.teacher.finetuned, "target.model": self.target and self.target.base}
+        paths = {"teacher.base": self.teacher.base, "teacher.adapter": self.teacher.adapter,
+                 "teacher.finetuned": self.teacher.finetuned, "target.model": self.target and self.target.base}
+        if self.paraphraser is not None and self.paraphraser.base not in paths.values():  # a model of its own
+            paths["augment.model"] = self.paraphraser.base
+        return paths
+
+
+def paraphraser_of(model: str | None, teacher: ModelSpec, target: ModelSpec | None) -> ModelSpec | None:
+    """The model `augment.model` names: the teacher, its base, the run's target before training, or a path
+    or hub id of its own (which `paths()` then lists, so it is checked, fingerprinted and never overwritten)."""
+    if model is None:
+        return None
+    if model in ("teacher", "base"):
+        return teacher if model == "teacher" else teacher.base_only()
+    if model == "target":
+        if target is None:
+            raise UsageError('config: augment.model = "target", but the run has no [target]')
+        return target
+    return ModelSpec(base=local_model(model, "config: augment.model ="))
 
 
 def build_context(state: Any, models: Models, seed: int, work_dir: str | Path, *,

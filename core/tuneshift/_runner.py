@@ -26,7 +26,6 @@ from tuneshift._inputs import load_eval, load_seeds
 from tuneshift._models import Models, build_context
 from tuneshift._rundir import RunDir, atomic_write_text, read_json, write_json
 from tuneshift._stages import STAGES
-from tuneshift._stages.augment import paraphraser
 from tuneshift.kinds import KINDS, Answer, Candidate, Context, Implementation, ModelSpec, Sampling, Score
 
 ROUND_KEYS = (("run", "rounds"), ("run", "target_size"), ("run", "patience"), ("run", "max_candidates"),
@@ -101,8 +100,7 @@ class Run:
         self.hook = registry.observers
         self.dir = RunDir(out_dir)
         self.teacher, self.target = self.models.teacher, self.models.target
-        self.paraphraser = paraphraser(self.cfg.augment.model, self.teacher, self.target) \
-            if self.cfg.augment.enabled else None
+        self.paraphraser = self.models.paraphraser
         self.greedy = Sampling(max_new_tokens=self.cfg.run.max_new_tokens, seed=self.cfg.run.seed)
         self.context = build_context(state, self.models, self.cfg.run.seed, self.dir.state / "plugins",
                                      progress=lambda n: self.hook.on_progress(stage=self.current_stage, advance=n),

@@ -15,12 +15,9 @@ trainer never puts two of them in one batch; each fact adds at most
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from tuneshift._agreement import content_agreement
-from tuneshift._errors import UsageError
-from tuneshift._hub import local_model
 from tuneshift._phrasing import rephrasings
 from tuneshift._stages.base import RunState
 from tuneshift.kinds import ModelSpec, Sampling
@@ -65,23 +62,6 @@ def run(run: RunState) -> dict[str, Any] | None:
             "pairs_added": len(run.augmented), "mean_consistency": round(sum(scores) / len(scores), 4) if scores else None,
             "fully_consistent_facts": sum(s == 1.0 for s in scores), "inconsistent_facts": sum(s == 0.0 for s in scores),
             "paraphraser": cfg.model or "rules"}
-
-
-def paraphraser(model: str | None, teacher: ModelSpec, target: ModelSpec | None) -> ModelSpec | None:
-    """The model `augment.model` names: the teacher, its base, the run's target before training, or a path
-    or hub id. The run asks for it before any work, so a bad name costs no round."""
-    if model is None:
-        return None
-    if model in ("teacher", "base"):
-        return teacher if model == "teacher" else teacher.base_only()
-    if model == "target":
-        if target is None:
-            raise UsageError('config: augment.model = "target", but the run has no [target]')
-        return target
-    path = local_model(model, "config: augment.model =")
-    if not Path(path).exists():
-        raise UsageError(f"config: augment.model = {model}: no such file or directory")
-    return ModelSpec(base=path)
 
 
 def model_phrasings(run: RunState, spec: ModelSpec, questions: list[str], n: int) -> dict[str, list[str]]:
