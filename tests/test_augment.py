@@ -206,3 +206,32 @@ def test_with_augmentation_every_kept_row_names_its_fact():
     assert dataset_row(alone)["fact"] is None and dataset_row(alone, augmented=True)["fact"] == 3
     assert dataset_row(rephrased, augmented=True)["fact"] == 4 == fact_of(rephrased)
     assert training_pair(alone.prompt, alone.response, {"fact": fact_of(alone)})["group"] == 3
+
+
+def test_the_augmentation_benchmark_reuses_a_runs_rounds_and_drops_what_came_after(tmp_path):
+    """benchmarks/augmentation.py retrains a finished crawl: its copies keep the rounds and the cache, and
+    nothing a final stage wrote (else the copy would resume the old training)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "augmentation.py"
+    sys.path.insert(0, str(bench.parent))
+    try:
+        from augmentation import copy_rounds
+    finally:
+        sys.path.remove(str(bench.parent))
+    run = tmp_path / "run"
+    for kept in (".tuneshift", "cache.sqlite", "candidates.jsonl", "config.toml", "state/round-000/select.json"):
+        (run / kept).parent.mkdir(parents=True, exist_ok=True)
+        (run / kept).write_text("x")
+    for dropped in ("adapter/adapter_config.json", "report.json", "dataset.jsonl", "state/job.json",
+                    "state/train/checkpoint.pt", "state/train.done.json", "state/verify/held-out.json"):
+        (run / dropped).parent.mkdir(parents=True, exist_ok=True)
+        (run / dropped).write_text("x")
+    copy_rounds(run, tmp_path / "copy")
+    left = sorted(str(p.relative_to(tmp_path / "copy")) for p in (tmp_path / "copy").rglob("*") if p.is_file())
+    assert left == [".tuneshift", "cache.sqlite", "candidates.jsonl", "config.toml", "state/round-000/select.json"]
+    result = subprocess.run([sys.executable, str(bench), "--out", str(tmp_path), "--variants", "none,bogus"],
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "unknown bogus" in result.stderr
