@@ -1,6 +1,6 @@
 """Knowledge augmentation on one kept set: the same crawl and trainer, only the augmentation (and the training seed) changed.
 
-    .venv/bin/python benchmarks/augmentation.py [--out runs/demo] [--seed 0] [--train-seeds 0,1]
+    .venv/bin/python benchmarks/augmentation.py [--out runs/demo] [--seed 0 | --run RUN_DIR] [--train-seeds 0,1]
                                                 [--variants none,rules,shipped,no_kind_filter] [--work DIR]
 
 The tuneshift arm of the demo in --out (arms/tuneshift-s<seed>/run) holds a
@@ -11,7 +11,9 @@ everything after the rounds (training state, adapter, reports), so `tuneshift
 run` on it (in this process, through the public API) re-runs only the
 augmentation and the training, with the variant's [augment] section and
 `trainer.seed`. Each trained target answers the demo's held-out questions
-(its `evaluate`), scored per relation.
+(its `evaluate`), scored per relation. `--run` takes another finished run
+of the demo's domain (a `tuneshift run` of an arm's config) instead of the
+seed's arm; --out still names the domain and preset.
 
 Variants:
 - none: no augmentation, the kept pairs alone;
@@ -112,6 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="a finished demo's folder")
     parser.add_argument("--seed", type=int, default=0, help="which seed's tuneshift arm")
+    parser.add_argument("--run", type=Path, default=None, help="a finished run folder instead of the seed's arm")
     parser.add_argument("--train-seeds", default="0,1", help="training seeds, comma-separated")
     parser.add_argument("--variants", default="none,rules,shipped,no_kind_filter")
     parser.add_argument("--work", type=Path, default=None, help="where the copies go (kept); default a temp folder")
@@ -128,9 +131,10 @@ def main() -> None:
     unknown = [v for v in chosen if v not in known]
     if unknown:
         sys.exit(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
-    run_dir = ns.out / "arms" / f"tuneshift-s{ns.seed}" / "run"
-    if not (run_dir / "candidates.jsonl").is_file():
-        sys.exit(f"{run_dir}/candidates.jsonl: not there; run `tuneshift demo --out {ns.out}` first")
+    run_dir = ns.run or ns.out / "arms" / f"tuneshift-s{ns.seed}" / "run"
+    finished = (run_dir / "run.json").is_file() and json.loads((run_dir / "run.json").read_text()).get("status") == "ok"
+    if not finished:
+        sys.exit(f"{run_dir}: holds no finished run; run `tuneshift demo --out {ns.out}` first")
     if ns.work is not None and ns.work.exists():
         sys.exit(f"--work {ns.work}: exists; give a new folder")
     demo = json.loads((ns.out / "report.json").read_text())
@@ -140,7 +144,7 @@ def main() -> None:
     state = State(Registry(), [])
     work = ns.work or Path(tempfile.mkdtemp(prefix="tuneshift-augmentation-"))
     work.mkdir(parents=True, exist_ok=True)
-    out: dict[str, Any] = {"demo": str(ns.out), "seed": ns.seed, "preset": demo["preset"],
+    out: dict[str, Any] = {"demo": str(ns.out), "run": str(run_dir), "preset": demo["preset"],
                            "kept": sum(1 for r in map(json.loads, (run_dir / "candidates.jsonl").read_text().splitlines())
                                        if r.get("fate") == "kept"),
                            "train_seeds": train_seeds, "variants": {}}
