@@ -63,14 +63,17 @@ def variants() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
             "no_kind_filter": (dict(AUGMENT), {"ASKED_KINDS": {}})}
 
 
-def copy_rounds(run_dir: Path, dst: Path) -> None:
+def copy_rounds(run_dir: Path, dst: Path, cache_from: Path | None = None) -> None:
     """The run folder with its rounds and cache only (tuneshift's own marker included, so the copy is a run
-    folder tuneshift owns)."""
+    folder tuneshift owns); the cache of `cache_from`, an earlier copy, when given: it holds that copy's
+    augmentation calls too, so a variant rephrases once for all its training seeds."""
     shutil.copytree(run_dir, dst, ignore=shutil.ignore_patterns(*AFTER_ROUNDS))
+    if cache_from is not None:
+        shutil.copy2(cache_from / "cache.sqlite", dst / "cache.sqlite")
 
 
 def one(state: Any, run_dir: Path, work: Path, name: str, augment: dict[str, Any], patch: dict[str, Any],
-        train_seed: int, evals: list[dict[str, str]]) -> dict[str, Any]:
+        train_seed: int, evals: list[dict[str, str]], cache_from: Path | None) -> dict[str, Any]:
     """Augment and train one copy, then answer the held-out questions."""
     import tomli_w
 
@@ -79,9 +82,10 @@ def one(state: Any, run_dir: Path, work: Path, name: str, augment: dict[str, Any
     from tuneshift_demo.arms import evaluate
 
     dst = work / f"{name}-t{train_seed}"
-    copy_rounds(run_dir, dst)
+    copy_rounds(run_dir, dst, cache_from)
     config = tomllib.loads((run_dir / "config.toml").read_text())
     config["augment"] = augment
+    config["target"]["train"] = True
     config["trainer"]["seed"] = train_seed
     config["verify"] = {"enabled": False}
     path = work / f"{name}-t{train_seed}.toml"
@@ -151,7 +155,10 @@ def main() -> None:
     try:
         for name in chosen:
             augment, patch = known[name]
-            runs = {seed: one(state, run_dir, work, name, augment, patch, seed, evals) for seed in train_seeds}
+            runs = {}
+            for k, seed in enumerate(train_seeds):
+                earlier = work / f"{name}-t{train_seeds[k - 1]}" if k else None
+                runs[seed] = one(state, run_dir, work, name, augment, patch, seed, evals, earlier)
             scores = [r["accuracy"] for r in runs.values()]
             out["variants"][name] = {"mean": round(statistics.mean(scores), 4),
                                      "std": round(statistics.stdev(scores), 4) if len(scores) > 1 else None,
