@@ -309,3 +309,22 @@ def test_the_shipped_tuneshift_arm_augments_and_its_baselines_and_no_augment_abl
     assert "augment" not in pipeline_config(inputs, 0, settings_for(full, "tuneshift_no_augment"), keep_all=False)
     rules = pipeline_config(inputs, 0, settings_for(full, "tuneshift_rule_augment"), keep_all=False)["augment"]
     assert rules["enabled"] and "model" not in rules
+
+
+def test_the_quick_crawl_leaves_rephrasing_to_augmentation_and_keeps_the_band():
+    """Quick's 96 prompts: no rewrite operators (augmentation rephrases every kept question) and confident-gap's
+    repeat_nll band, in its tuneshift arm and its no_filter crawl alike; the full preset keeps the plain bounds."""
+    from tuneshift_agentic.operators import REWRITES
+    from tuneshift_demo.arms import pipeline_config, settings_for
+    from tuneshift_demo.run import SETTINGS
+
+    inputs = {"teacher_base": "/m/smol.gguf", "teacher_adapter": "/m/lora", "target": "/m/gemma.gguf",
+              "seeds": "/m/seeds.jsonl"}
+    arm = pipeline_config(inputs, 0, settings_for(SETTINGS["quick"], "tuneshift"), keep_all=False)
+    crawl = pipeline_config(inputs, 0, SETTINGS["quick"], keep_all=True)
+    for config in (arm, crawl):
+        operators = config["expander"]["operators"]
+        assert config["expander"]["use"] == "agentic" and operators and not set(operators) & set(REWRITES)
+    assert arm["selector"] == {"use": "confident-gap", "repeat_nll": 0.1}
+    full = pipeline_config(inputs, 0, settings_for(SETTINGS["full"], "tuneshift"), keep_all=False)
+    assert full["selector"] == {"use": "confident-gap"} and "operators" not in full["expander"]
