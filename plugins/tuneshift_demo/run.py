@@ -50,8 +50,8 @@ QUICK_CRAWL: dict[str, Any] = {"expander": {"use": "agentic", "operators": ["fol
 """The quick preset's crawl of 96 prompts, which keeps a right answer for only 19 of the 32 held-out facts:
 no rewrite operators (augmentation rephrases every kept question anyway) and the `repeat_nll` band, which
 keeps the teacher's years and departments that it says less surely when no other subject got the same
-answer. Over 3 crawl seeds x 2 training seeds 0.729 +- 0.067, where the shipped crawl's kept set of seed 0
-gave 0.594 +- 0.031 over 3 training seeds; the kept sets' false-keep rate rises from 0-0.03 to 0.16-0.17
+answer. Over 3 crawl seeds x 2 training seeds 0.729 +- 0.067, where the crawl before it gave 0.594 +- 0.040
+(6 runs); the kept sets' false-keep rate rises from 0-0.03 to 0.16-0.17
 (docs/demo.md, "Coverage on the quick preset"). The full preset keeps the plain bounds: replayed on its
 pool, the band added no right fact and 7 wrong ones."""
 SETTINGS: dict[str, dict[str, Any]] = {
