@@ -242,6 +242,34 @@ def test_sampled_answers_depend_on_the_seed_only(tiny):
     assert a.answer(spec, prompts, Sampling(max_new_tokens=12, temperature=1.5, seed=8)) != first
 
 
+def test_stop_strings_cut_the_answer_and_end_generation(tiny):
+    """Sampling.stop: each answer ends before the first stop string, and the batch stops stepping once every
+    row has one, instead of running to max_new_tokens."""
+    spec = ModelSpec(base=str(tiny["teacher_base"]), adapter=str(tiny["adapter"]))
+    prompts = [q for q, _ in FACTS[:4]]
+    a = answerer(spec, batch_size=4)
+    full = a.answer(spec, prompts, Sampling(max_new_tokens=24))
+    words = [x.text.split() for x in full]
+    assert all(len(w) >= 3 for w in words)
+    stop = tuple(dict.fromkeys(" " + w[1] + " " for w in words))  # each answer's second word, inside it
+    head = loading.load(spec, "float32").model.get_output_embeddings()
+    steps: list[int] = []
+    spy = head.register_forward_hook(lambda module, args, out: steps.append(1))
+    try:
+        cut = a.answer(spec, prompts, Sampling(max_new_tokens=24, stop=stop))
+        stopped = len(steps)
+        steps.clear()
+        a.answer(spec, prompts, Sampling(max_new_tokens=24, stop=("never said",)))
+    finally:
+        spy.remove()
+    for before, after in zip(full, cut):
+        expected = before.text
+        for s in stop:
+            expected = expected.split(s, 1)[0]
+        assert after == Answer(expected.strip()) and len(after.text) < len(before.text)
+    assert stopped < len(steps)  # fewer generation steps than a stop string that never comes
+
+
 def test_too_long_prompt_is_an_answer_error_not_a_crash(tiny):
     spec = ModelSpec(base=str(tiny["target"]))
     long_prompt = "word " * 1100  # beyond max_position_embeddings (1024)

@@ -222,7 +222,8 @@ class Run:
 
     def generate(self, model: ModelSpec, prompts: list[str], sampling: Sampling, stage: str) -> list[Answer]:
         answerer = self.impl["answerer"]
-        namespace = self._namespace("answerer", model, asdict(sampling))
+        asked = {k: v for k, v in asdict(sampling).items() if k != "stop" or v}  # unset keeps older runs' keys
+        namespace = self._namespace("answerer", model, asked)
         rows = self.cache.map(namespace, prompts,
                               lambda batch: [asdict(a) for a in answerer.answer(model, batch, sampling)],
                               self.cfg.run.batch_size, self.progress(stage))

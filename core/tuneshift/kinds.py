@@ -56,12 +56,15 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class Sampling:
-    """How to generate: greedy when temperature is 0."""
+    """How to generate: greedy when temperature is 0. `stop`: each answer ends before the first of these
+    strings, and an answerer stops generating a row there (a row that runs on to `max_new_tokens` after
+    its answer is over costs every step of its batch)."""
 
     max_new_tokens: int = 64
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int = 0
+    stop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -224,7 +227,8 @@ class Answerer(Implementation):
     kind = "answerer"
 
     def answer(self, model: ModelSpec, prompts: list[str], sampling: Sampling) -> list[Answer]:
-        """Answer each prompt with `model`; one `Answer` per prompt, in order."""
+        """Answer each prompt with `model`; one `Answer` per prompt, in order, each cut before the first of
+        `sampling.stop`."""
         raise NotImplementedError
 
 

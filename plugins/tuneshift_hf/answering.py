@@ -5,7 +5,9 @@ Prompts are sorted by length and packed into batches under a token budget
 continues at the same position; `generate` derives the position ids from the
 attention mask and keeps a KV cache, so each new token costs one short step.
 A row stops at end of turn (the tokenizer's and the generation config's EOS;
-with the plain template the answer is also cut before a next "Question:").
+with the plain template also at a next "Question:", where its answer is cut)
+and at the caller's `Sampling.stop` strings: a base model continuing the
+pattern would otherwise run every row of the batch to `max_new_tokens`.
 Sampling is seeded per call in a forked RNG: the same call gives the same
 answers, and the caller's global RNG is left as it was.
 """
@@ -21,7 +23,7 @@ from pydantic import Field
 from tuneshift.api import Answer, Answerer, ModelSpec, Sampling
 
 from .batching import plan_batches
-from .formatting import end_of_turn, prompt_text, uses_chat_template
+from .formatting import PLAIN_END, end_of_turn, prompt_text, uses_chat_template
 from .precision import PrecisionOptions, bfloat16_matmuls, identity_with_precision
 
 
@@ -125,9 +127,34 @@ class HFAnswerer(Answerer):
         kwargs: dict[str, Any] = {"do_sample": False}
         if sampling.temperature > 0:
             kwargs = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
+        strings = list(sampling.stop) + ([] if uses_chat_template(tok) else [PLAIN_END])
+        if strings:
+            kwargs["stopping_criteria"] = [text_stop(tok, width, strings)]
         stop = stop_ids(loaded)
         with torch.inference_mode(), bfloat16_matmuls(loaded.model), contiguous_head_input(loaded.model):
             output = loaded.model.generate(input_ids=input_ids, attention_mask=mask, use_cache=True,
                                            max_new_tokens=sampling.max_new_tokens, pad_token_id=pad,
                                            eos_token_id=stop or None, **kwargs)
-        return [end_of_turn(tok, tok.decode(row[width:], skip_special_tokens=True).strip()) for row in output]
+        texts = [end_of_turn(tok, tok.decode(row[width:], skip_special_tokens=True).strip()) for row in output]
+        return [cut(text, sampling.stop) for text in texts]
+
+
+def text_stop(tok: Any, width: int, strings: list[str]) -> Any:
+    """A row is done once its new text holds a stop string. Decoded, not matched by token: transformers'
+    `stop_strings` refuses a tokenizer whose vocabulary cannot spell a string."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class TextStop(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            texts = tok.batch_decode(input_ids[:, width:], skip_special_tokens=True)
+            return torch.tensor([any(s in t for s in strings) for t in texts], device=input_ids.device)
+
+    return TextStop()
+
+
+def cut(text: str, stop: tuple[str, ...]) -> str:
+    """The text before the first of the stop strings."""
+    for s in stop:
+        text = text.split(s, 1)[0]
+    return text.strip() if stop else text

@@ -66,12 +66,13 @@ def run(run: RunState) -> dict[str, Any] | None:
 
 def model_phrasings(run: RunState, spec: ModelSpec, questions: list[str], n: int) -> dict[str, list[str]]:
     """Each question's rephrasings by a model through the run's cached answerer: 2n requests a question
-    (at most 12), each the worked examples in another order, sampled, one rephrasing each; all in one
-    call, so the answerer batches them."""
+    (at most 12), each the worked examples in another order, sampled, one rephrasing each, ended at its
+    line's end (a base model goes on with the next worked example); all in one call, so the answerer
+    batches them."""
     questions = list(dict.fromkeys(questions))
     per = min(2 * n, 2 * len(SHOTS))  # past that the requests would repeat
     requests = [few_shot_request(q, k) for q in questions for k in range(per)]
-    sampling = Sampling(max_new_tokens=48, temperature=0.8, top_p=0.95, seed=run.cfg.run.seed)
+    sampling = Sampling(max_new_tokens=48, temperature=0.8, top_p=0.95, seed=run.cfg.run.seed, stop=("\n",))
     lines = [(a.text or "").strip().split("\n")[0].strip() for a in run.generate(spec, requests, sampling,
                                                                                  stage="augment")]
     return {q: [x for x in lines[i * per:(i + 1) * per] if x] for i, q in enumerate(questions)}

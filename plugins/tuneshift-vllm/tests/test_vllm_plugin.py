@@ -63,6 +63,22 @@ def test_answers_match_the_in_process_answerer(teacher, server, work_dir):
     assert all(a.text for a in remote)
 
 
+def test_stop_strings_cut_remote_answers_as_in_process(teacher, server, work_dir):
+    from tuneshift_hf.shared import HFAnswerer
+
+    ctx = context(teacher, work_dir)
+    prompts = [p for p, _ in PAIRS]
+    full = HFAnswerer(HFAnswerer.Options(batch_size=1), ctx).answer(ctx.teacher, prompts, Sampling(max_new_tokens=8))
+    longest = max((a.text for a in full), key=len)
+    assert len(longest) >= 4
+    stop = (longest[len(longest) // 2:len(longest) // 2 + 2],)  # met inside the longest answer at least
+    sampling = Sampling(max_new_tokens=8, stop=stop)
+    remote = VLLMAnswerer(VLLMAnswerer.Options(urls=[server]), ctx).answer(ctx.teacher, prompts, sampling)
+    local = HFAnswerer(HFAnswerer.Options(batch_size=1), ctx).answer(ctx.teacher, prompts, sampling)
+    assert [a.text for a in remote] == [a.text for a in local]
+    assert [len(a.text) for a in local] != [len(a.text) for a in full]  # a stop string was met
+
+
 def test_an_unserved_model_name_fails_with_the_servers_message(teacher, server, work_dir):
     ctx = context(teacher, work_dir)
     scorer = VLLMScorer(VLLMScorer.Options(urls=[server], finetuned_model="nope"), ctx)

@@ -64,7 +64,8 @@ class VLLMAnswerer(Answerer):
         per = self.options.prompts_per_request
         bodies = [{"model": served, "prompt": ids[i:i + per], "max_tokens": sampling.max_new_tokens,
                    "temperature": sampling.temperature, "top_p": sampling.top_p, "seed": sampling.seed,
-                   "skip_special_tokens": True} for i in range(0, len(ids), per)]
+                   "skip_special_tokens": True, **({"stop": list(sampling.stop)} if sampling.stop else {})}
+                  for i in range(0, len(ids), per)]
         pool = ServerPool(self.options, f"answerer {self.name}", "answerer")
         try:
             replies = pool.completions(bodies, lambda i: self.context.progress(len(bodies[i]["prompt"])))
@@ -79,5 +80,13 @@ class VLLMAnswerer(Answerer):
                 raise RunError(f"answerer {self.name}: the server's reply has no choices") from None
             if len(texts) != len(body["prompt"]):
                 raise RunError(f"answerer {self.name}: sent {len(body['prompt'])} prompts, got {len(texts)} choices")
-            answers += [Answer(end_of_turn(tok, t.strip())) for t in texts]
+            answers += [Answer(before_stop(end_of_turn(tok, t.strip()), sampling.stop)) for t in texts]
         return answers
+
+
+def before_stop(text: str, stop: tuple[str, ...]) -> str:
+    """The text before the first stop string: the server stops there too, but one that ignores `stop`
+    must not change the answer."""
+    for s in stop:
+        text = text.split(s, 1)[0]
+    return text.strip() if stop else text
