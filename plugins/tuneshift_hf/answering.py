@@ -23,7 +23,7 @@ from pydantic import Field
 from tuneshift.api import Answer, Answerer, ModelSpec, Sampling
 
 from .batching import plan_batches
-from .formatting import PLAIN_END, end_of_turn, prompt_text, uses_chat_template
+from .formatting import PLAIN_END, before_stop, end_of_turn, prompt_text, uses_chat_template
 from .precision import PrecisionOptions, bfloat16_matmuls, identity_with_precision
 
 
@@ -127,7 +127,7 @@ class HFAnswerer(Answerer):
         kwargs: dict[str, Any] = {"do_sample": False}
         if sampling.temperature > 0:
             kwargs = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
-        strings = list(sampling.stop) + ([] if uses_chat_template(tok) else [PLAIN_END])
+        strings = [s for s in sampling.stop if s] + ([] if uses_chat_template(tok) else [PLAIN_END])
         if strings:
             kwargs["stopping_criteria"] = [text_stop(tok, width, strings)]
         stop = stop_ids(loaded)
@@ -136,7 +136,7 @@ class HFAnswerer(Answerer):
                                            max_new_tokens=sampling.max_new_tokens, pad_token_id=pad,
                                            eos_token_id=stop or None, **kwargs)
         texts = [end_of_turn(tok, tok.decode(row[width:], skip_special_tokens=True).strip()) for row in output]
-        return [cut(text, sampling.stop) for text in texts]
+        return [before_stop(text, sampling.stop) for text in texts]
 
 
 def text_stop(tok: Any, width: int, strings: list[str]) -> Any:
@@ -151,10 +151,3 @@ def text_stop(tok: Any, width: int, strings: list[str]) -> Any:
             return torch.tensor([any(s in t for s in strings) for t in texts], device=input_ids.device)
 
     return TextStop()
-
-
-def cut(text: str, stop: tuple[str, ...]) -> str:
-    """The text before the first of the stop strings."""
-    for s in stop:
-        text = text.split(s, 1)[0]
-    return text.strip() if stop else text

@@ -67,6 +67,13 @@ def end_of_turn(tokenizer: Any, answer: str) -> str:
     return answer.split(PLAIN_END, 1)[0].strip()
 
 
+def before_stop(text: str, stop: tuple[str, ...]) -> str:
+    """The text before the earliest of the stop strings (`Sampling.stop`; an empty one stops nothing)."""
+    for s in filter(None, stop):
+        text = text.split(s, 1)[0]
+    return text.strip()
+
+
 def response_spans(tokenizer: Any, response: str) -> list[tuple[int, int]]:
     """Each response token's [start, end) characters in `response`, tokenised as encode_pair does."""
     prefix = "" if uses_chat_template(tokenizer) else " "

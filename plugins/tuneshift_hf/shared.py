@@ -13,8 +13,8 @@ from __future__ import annotations
 from tuneshift_hf.answering import HFAnswerer, context_limit, stop_token_ids
 from tuneshift_hf.batching import plan_batches
 from tuneshift_hf.checks import check_spec, has_chat_template
-from tuneshift_hf.formatting import (PLAIN_TEMPLATE, encode_pair, end_of_turn, plain_chat_template, prompt_text,
-                                     span_weights, uses_chat_template)
+from tuneshift_hf.formatting import (PLAIN_TEMPLATE, before_stop, encode_pair, end_of_turn, plain_chat_template,
+                                     prompt_text, span_weights, uses_chat_template)
 from tuneshift_hf.loading import _first_reason as load_error_reason
 from tuneshift_hf.loading import check_adapter, clear, load_causal_lm, load_tokenizer, tokenizer_of
 from tuneshift_hf.precision import resolve_precision
@@ -22,6 +22,6 @@ from tuneshift_hf.scoring import HEAD_ELEMENTS, HFScorer, capture_head_input
 from tuneshift_hf.training import split_held_out
 
 __all__ = ["HFAnswerer", "HFScorer", "context_limit", "stop_token_ids", "plan_batches", "check_spec",
-           "PLAIN_TEMPLATE", "encode_pair", "end_of_turn", "prompt_text", "load_error_reason", "check_adapter",
+           "PLAIN_TEMPLATE", "before_stop", "encode_pair", "end_of_turn", "prompt_text", "load_error_reason", "check_adapter",
            "clear", "load_causal_lm", "load_tokenizer", "HEAD_ELEMENTS", "capture_head_input", "tokenizer_of",
            "uses_chat_template", "has_chat_template", "plain_chat_template", "span_weights", "resolve_precision", "split_held_out"]

@@ -56,7 +56,7 @@ class VLLMAnswerer(Answerer):
         return self._remote(served, model, prompts, sampling)
 
     def _remote(self, served: str, model: ModelSpec, prompts: list[str], sampling: Sampling) -> list[Answer]:
-        from tuneshift_hf.shared import end_of_turn, prompt_text, tokenizer_of, uses_chat_template
+        from tuneshift_hf.shared import before_stop, end_of_turn, prompt_text, tokenizer_of, uses_chat_template
 
         tok = tokenizer_of(model)  # asked in the format the model was fine-tuned in
         special = not uses_chat_template(tok)
@@ -64,7 +64,7 @@ class VLLMAnswerer(Answerer):
         per = self.options.prompts_per_request
         bodies = [{"model": served, "prompt": ids[i:i + per], "max_tokens": sampling.max_new_tokens,
                    "temperature": sampling.temperature, "top_p": sampling.top_p, "seed": sampling.seed,
-                   "skip_special_tokens": True, **({"stop": list(sampling.stop)} if sampling.stop else {})}
+                   "skip_special_tokens": True, **({"stop": [s for s in sampling.stop if s]} if any(sampling.stop) else {})}
                   for i in range(0, len(ids), per)]
         pool = ServerPool(self.options, f"answerer {self.name}", "answerer")
         try:
@@ -82,11 +82,3 @@ class VLLMAnswerer(Answerer):
                 raise RunError(f"answerer {self.name}: sent {len(body['prompt'])} prompts, got {len(texts)} choices")
             answers += [Answer(before_stop(end_of_turn(tok, t.strip()), sampling.stop)) for t in texts]
         return answers
-
-
-def before_stop(text: str, stop: tuple[str, ...]) -> str:
-    """The text before the first stop string: the server stops there too, but one that ignores `stop`
-    must not change the answer."""
-    for s in stop:
-        text = text.split(s, 1)[0]
-    return text.strip() if stop else text
