@@ -98,6 +98,18 @@ def test_adapter_by_name_and_sampling_are_reproducible(server):
     assert complete(server, model="nope", **body).status_code == 404
 
 
+def test_the_text_ends_at_the_earliest_stop_string_whatever_its_place_in_the_list(server):
+    body = {"model": "ft", "prompt": "What is the capital of Zorbia?", "max_tokens": 24, "temperature": 0}
+    text = complete(server, **body).json()["choices"][0]["text"]
+    firsts = {text[i:i + 2]: text.index(text[i:i + 2]) for i in range(len(text) - 1) if text[i:i + 2].strip()}
+    early, late = min(firsts, key=firsts.get), max(firsts, key=firsts.get)
+    assert firsts[early] < firsts[late], text  # two stop strings, the later one listed first
+    choice = complete(server, stop=[late, "never in the text", early], **body).json()["choices"][0]
+    assert (choice["text"], choice["finish_reason"]) == (text[:firsts[early]], "stop")
+    unstopped = complete(server, stop=["never in the text"], **body).json()["choices"][0]
+    assert unstopped["text"] == text
+
+
 def test_bad_requests_are_400_with_a_message(server):
     for body, fragment in (({"model": "ft", "prompt": "x", "max_tokens": -1}, "max_tokens"),
                            ({"model": "ft", "prompt": [10**9], "max_tokens": 1}, "token ids"),

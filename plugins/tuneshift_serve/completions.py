@@ -84,10 +84,10 @@ def completion_rows(engine: Engine, request: CompletionRequest, adapter: str) ->
 
 
 def _cut_at_stop(text: str, stop: str | list[str] | None) -> tuple[str, bool]:
-    for s in [stop] if isinstance(stop, str) else stop or []:
-        if s and s in text:
-            return text[:text.index(s)], True
-    return text, False
+    """The text before the earliest stop string found in it (OpenAI's semantics: whichever comes first in the
+    text, not in the list), and whether one was."""
+    found = [text.index(s) for s in ([stop] if isinstance(stop, str) else stop or []) if s and s in text]
+    return (text[:min(found)], True) if found else (text, False)
 
 
 def _openai_logprobs(engine: Engine, positions: list[Position], k: int) -> dict[str, Any]:
