@@ -20,7 +20,10 @@ Variants:
 - rules: rule rewrites and wrappers, no model;
 - shipped: the demo's AUGMENT (the target rephrases, filtered by `tuneshift._phrasing.asks_the_same`);
 - no_kind_filter: shipped, with the filter's question-kind check off (`ASKED_KINDS` emptied), the
-  paraphraser as it was before that check.
+  paraphraser as it was before that check;
+- held_out: shipped, the trainer choosing its epoch by a held-out tenth of the pairs (`held_out = 0.1`,
+  the recipe's epochs the most), whole facts held out: what the epoch choice costs or adds;
+- held_out_phrasing: the same, one phrasing of a tenth of the facts held out (`held_out_by = "phrasing"`).
 
 One training seed is one draw: on the full preset one draw moved held-out
 accuracy by 0.16 with the same facts (docs/generators.md), so compare
@@ -53,14 +56,16 @@ AFTER_ROUNDS = ("adapter", "tensorboard", "report.json", "run.json", "verificati
 """What a copy drops: the job marker (the augment section changes) and everything the final stages write."""
 
 
-def variants() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
-    """name -> ([augment] section, module globals to set while it runs)."""
+def variants() -> dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """name -> ([augment] section, module globals to set while it runs, [trainer] options it changes)."""
     from tuneshift_demo.run import AUGMENT
 
-    return {"none": ({"enabled": False}, {}),
-            "rules": ({"enabled": True, "rephrasings": AUGMENT["rephrasings"]}, {}),
-            "shipped": (dict(AUGMENT), {}),
-            "no_kind_filter": (dict(AUGMENT), {"ASKED_KINDS": {}})}
+    return {"none": ({"enabled": False}, {}, {}),
+            "rules": ({"enabled": True, "rephrasings": AUGMENT["rephrasings"]}, {}, {}),
+            "shipped": (dict(AUGMENT), {}, {}),
+            "no_kind_filter": (dict(AUGMENT), {"ASKED_KINDS": {}}, {}),
+            "held_out": (dict(AUGMENT), {}, {"held_out": 0.1}),
+            "held_out_phrasing": (dict(AUGMENT), {}, {"held_out": 0.1, "held_out_by": "phrasing"})}
 
 
 def copy_rounds(run_dir: Path, dst: Path, cache_from: Path | None = None) -> None:
@@ -73,7 +78,7 @@ def copy_rounds(run_dir: Path, dst: Path, cache_from: Path | None = None) -> Non
 
 
 def one(state: Any, run_dir: Path, work: Path, name: str, augment: dict[str, Any], patch: dict[str, Any],
-        train_seed: int, evals: list[dict[str, str]], cache_from: Path | None) -> dict[str, Any]:
+        trainer: dict[str, Any], train_seed: int, evals: list[dict[str, str]], cache_from: Path | None) -> dict[str, Any]:
     """Augment and train one copy, then answer the held-out questions."""
     import tomli_w
 
@@ -86,7 +91,7 @@ def one(state: Any, run_dir: Path, work: Path, name: str, augment: dict[str, Any
     config = tomllib.loads((run_dir / "config.toml").read_text())
     config["augment"] = augment
     config["target"]["train"] = True
-    config["trainer"]["seed"] = train_seed
+    config["trainer"].update(trainer, seed=train_seed)
     config["verify"] = {"enabled": False}
     path = work / f"{name}-t{train_seed}.toml"
     path.write_text(tomli_w.dumps(config))
@@ -110,7 +115,7 @@ def one(state: Any, run_dir: Path, work: Path, name: str, augment: dict[str, Any
     print(f"{name} train seed {train_seed}: {result['accuracy']:.3f} on {pairs} pairs ({trained:.0f} s)",
           file=sys.stderr, flush=True)
     return {"accuracy": round(result["accuracy"], 4), "pairs": pairs, "seconds": round(trained, 1),
-            "augmentation": report.get("augmentation"),
+            "augmentation": report.get("augmentation"), "train": report.get("train"),
             "relations": {rel: f"{right}/{asked}" for rel, (right, asked) in relations.items()}}
 
 
@@ -154,11 +159,11 @@ def main() -> None:
                            "train_seeds": train_seeds, "variants": {}}
     try:
         for name in chosen:
-            augment, patch = known[name]
+            augment, patch, trainer = known[name]
             runs = {}
             for k, seed in enumerate(train_seeds):
                 earlier = work / f"{name}-t{train_seeds[k - 1]}" if k else None
-                runs[seed] = one(state, run_dir, work, name, augment, patch, seed, evals, earlier)
+                runs[seed] = one(state, run_dir, work, name, augment, patch, trainer, seed, evals, earlier)
             scores = [r["accuracy"] for r in runs.values()]
             out["variants"][name] = {"mean": round(statistics.mean(scores), 4),
                                      "std": round(statistics.stdev(scores), 4) if len(scores) > 1 else None,

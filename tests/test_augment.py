@@ -101,7 +101,7 @@ def test_the_paraphraser_is_named_by_role_or_path_and_a_bad_one_stops_the_run_be
     assert not (out / "candidates.jsonl").exists()
 
 
-def test_a_facts_phrasings_never_share_a_batch_and_are_held_out_together():
+def test_a_facts_phrasings_never_share_a_batch_and_are_held_out_together_or_one_by_one():
     encoded = [([1] * (3 + j % 5), [2] * (2 + j % 3)) for j in range(40)]
     groups = [j // 5 for j in range(40)]  # eight facts, five phrasings each
     for seed in range(5):
@@ -112,6 +112,14 @@ def test_a_facts_phrasings_never_share_a_batch_and_are_held_out_together():
     assert plain == epoch_batches(encoded, 4, 0, [None] * 40)
     train, held = split_held_out(40, 0.25, 0, groups)
     assert {groups[j] for j in held} & {groups[j] for j in train} == set() and len(held) == 10
+    train, held = split_held_out(40, 0.25, 0, groups, by="phrasing")  # one phrasing of two facts
+    assert len(held) == len({groups[j] for j in held}) == 2 and sorted(train + held) == list(range(40))
+    assert {groups[j] for j in held} <= {groups[j] for j in train}  # each still trained in its other phrasings
+    assert split_held_out(40, 0.25, 0, groups, by="phrasing") == (train, held) != split_held_out(40, 0.25, 1, groups,
+                                                                                                 by="phrasing")
+    lone = [None] * 4 + [7, 7]  # rows without a fact, and one fact in two phrasings: only that fact's can go
+    assert split_held_out(6, 0.4, 0, lone, by="phrasing")[1] in ([4], [5])
+    assert split_held_out(6, 0.4, 0, [None] * 6, by="phrasing") == (list(range(6)), [])
 
 
 def test_a_run_with_augmentation_trains_on_consistent_phrasings(tiny, tmp_path):

@@ -152,3 +152,19 @@ def test_gradient_checkpointing_trains_the_same_adapter_and_shares_its_cache_key
     untrained = LoRATrainer(LoRATrainer.Options(rank=2), Context(teacher=target, target=target, seed=0,
                                                                   work_dir=str(tmp_path)))
     assert untrained.identity() != identities[0]  # other options still count
+
+
+def test_held_out_by_phrasing_holds_out_one_phrasing_of_a_fact_the_rest_trains_on(tiny, tmp_path):
+    """Two phrasings of each of twelve facts: by fact a quarter of the facts go, both phrasings (6 rows);
+    by phrasing one phrasing of a quarter of them (3 rows), whose other phrasing is trained on."""
+    grouped = [{"prompt": q, "response": a, "group": j} for j, (p, a) in enumerate(FACTS)
+               for q in (p, p.replace("What is", "Tell me"))]
+    target = ModelSpec(base=str(tiny["target"]))
+    held = {}
+    for by in ("fact", "phrasing"):
+        metrics = trainer(tmp_path, epochs=1, held_out=0.25, held_out_by=by).train(
+            target, grouped, str(tmp_path / f"adapter-{by}"), str(tmp_path / f"ckpt-{by}"))
+        held[by] = metrics["held_out_pairs"]
+    assert held == {"fact": 6, "phrasing": 3}
+    train, rows = split_held_out(len(grouped), 0.25, 0, [p["group"] for p in grouped], by="phrasing")
+    assert {grouped[j]["group"] for j in rows} <= {grouped[j]["group"] for j in train}

@@ -63,6 +63,8 @@ class LoRAOptions(PrecisionOptions):
     max_grad_norm: float | None = Field(None, gt=0, description="clip the gradient norm to this (none: no clipping)")
     held_out: float = Field(0.0, ge=0, lt=0.5, description="share of the pairs held out to choose the epoch: "
                                                             "stop when their loss stops falling (epochs: the most)")
+    held_out_by: Literal["fact", "phrasing"] = Field("fact", description="hold out whole facts (all their "
+                                                     "phrasings), or one phrasing of facts trained on otherwise")
     neftune_alpha: float | None = Field(None, gt=0, description="uniform noise on the input embeddings while "
                                                                 "training, scaled alpha / sqrt(length x width) "
                                                                 "(NEFTune; none: no noise)")
@@ -98,14 +100,29 @@ def grouped_batches(order: list[int], size: int, groups: list[Any], rng: random.
     return batches
 
 
-def split_held_out(n: int, share: float, seed: int, groups: list[Any] | None = None) -> tuple[list[int], list[int]]:
-    """Training and held-out indices: a seeded random `share` of the pairs (at least one of each when
-    there are two or more), held out from training to choose the epoch. Rows of one group (a fact's
-    phrasings) are held out together, so none of them teaches the held-out answer."""
+def split_held_out(n: int, share: float, seed: int, groups: list[Any] | None = None,
+                   by: str = "fact") -> tuple[list[int], list[int]]:
+    """Training and held-out indices: a seeded random `share` held out from training to choose the epoch.
+
+    by "fact": a share of the facts (a group, or a row without one), every phrasing of each held out
+    together, so none teaches the held-out answer (at least one when there are two or more): the loss
+    of answers never trained on. by "phrasing": one phrasing of each of a share of the facts with two
+    or more, the rest of them trained on: the loss of a trained fact asked another way, what knowledge
+    transfer wants (a fact seen in no phrasing cannot be answered; by "fact" the loss rises from the
+    second epoch while the trained facts are still being learnt)."""
     keys = [("row", j) if groups is None or groups[j] is None else groups[j] for j in range(n)]
+    rng = random.Random(f"held-out-{seed}")
+    if by == "phrasing":
+        rows: dict[Any, list[int]] = {}
+        for j, key in enumerate(keys):
+            rows.setdefault(key, []).append(j)
+        several = [key for key, members in rows.items() if len(members) > 1]
+        k = min(len(several), max(1, round(len(several) * share))) if share > 0 and several else 0
+        held = {rng.choice(rows[key]) for key in rng.sample(several, k)}
+        return [j for j in range(n) if j not in held], sorted(held)
     distinct = list(dict.fromkeys(keys))
     k = min(len(distinct) - 1, max(1, round(len(distinct) * share))) if share > 0 and len(distinct) > 1 else 0
-    chosen = set(random.Random(f"held-out-{seed}").sample(distinct, k)) if k else set()
+    chosen = set(rng.sample(distinct, k)) if k else set()
     return [j for j in range(n) if keys[j] not in chosen], [j for j in range(n) if keys[j] in chosen]
 
 
@@ -203,7 +220,7 @@ class LoRATrainer(Trainer):
             weights.append(None if spans is None else span_weights(tok, pair["response"], spans, len(r)))
         short_rows_attention(base, encoded)
         groups = [pair.get("group") for pair in pairs]
-        train_rows, held_rows = split_held_out(len(encoded), o.held_out, o.seed, groups)
+        train_rows, held_rows = split_held_out(len(encoded), o.held_out, o.seed, groups, o.held_out_by)
         groups = [groups[j] for j in train_rows]
         held = [encoded[j] for j in held_rows]
         encoded, weights = [encoded[j] for j in train_rows], [weights[j] for j in train_rows]

@@ -33,6 +33,8 @@ class SftOptions(Options):
     max_grad_norm: float | None = Field(None, gt=0, description="clip the gradient norm to this (none: no clipping)")
     held_out: float = Field(0.0, ge=0, lt=0.5, description="share of the pairs held out to choose the epoch: stop "
                                                             "when their loss stops falling (epochs: the most)")
+    held_out_by: Literal["fact", "phrasing"] = Field("fact", description="hold out whole facts (all their "
+                                                     "phrasings), or one phrasing of facts trained on otherwise")
     precision: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="auto: bfloat16 on CUDA and on CPUs with bfloat16 units, else float32")
     gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass "

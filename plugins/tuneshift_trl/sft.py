@@ -66,7 +66,8 @@ class TrlSft(Trainer):
         o = self.options
         tok = load_tokenizer(model.base, model.trust_remote_code)
         rows = [labelled_row(tok, pair, o.max_length) for pair in pairs]
-        train_rows, held_rows = split_held_out(len(rows), o.held_out, o.seed, [p.get("group") for p in pairs])
+        train_rows, held_rows = split_held_out(len(rows), o.held_out, o.seed, [p.get("group") for p in pairs],
+                                               o.held_out_by)
         job = fingerprint({k: v for k, v in self.identity().items() if k != "options"},
                           o.model_dump(mode="json", exclude=NOT_IN_JOB), model.base, pairs)
         work = Path(checkpoint_dir) / "trl-sft"
