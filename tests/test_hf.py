@@ -269,6 +269,7 @@ def test_stop_strings_cut_the_answer_and_end_generation(tiny):
         assert after == Answer(expected.strip()) and len(after.text) < len(before.text)
     assert stopped < len(steps)  # fewer generation steps than a stop string that never comes
     assert a.answer(spec, prompts, Sampling(max_new_tokens=24, stop=("",))) == full  # an empty one stops nothing
+    assert Sampling(stop=("", "\n")).stop == ("\n",)  # dropped where Sampling is made, for every answerer
 
 
 def test_too_long_prompt_is_an_answer_error_not_a_crash(tiny):

@@ -58,13 +58,17 @@ class ModelSpec:
 class Sampling:
     """How to generate: greedy when temperature is 0. `stop`: each answer ends before the first of these
     strings, and an answerer stops generating a row there (a row that runs on to `max_new_tokens` after
-    its answer is over costs every step of its batch)."""
+    its answer is over costs every step of its batch). An empty string stops nothing: it is dropped here,
+    so no answerer has to."""
 
     max_new_tokens: int = 64
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int = 0
     stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stop", tuple(s for s in self.stop if s))
 
 
 @dataclass(frozen=True)

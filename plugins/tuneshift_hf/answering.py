@@ -127,7 +127,7 @@ class HFAnswerer(Answerer):
         kwargs: dict[str, Any] = {"do_sample": False}
         if sampling.temperature > 0:
             kwargs = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
-        strings = [s for s in sampling.stop if s] + ([] if uses_chat_template(tok) else [PLAIN_END])
+        strings = list(sampling.stop) + ([] if uses_chat_template(tok) else [PLAIN_END])
         if strings:
             kwargs["stopping_criteria"] = [text_stop(tok, width, strings)]
         stop = stop_ids(loaded)

@@ -64,7 +64,7 @@ class VLLMAnswerer(Answerer):
         per = self.options.prompts_per_request
         bodies = [{"model": served, "prompt": ids[i:i + per], "max_tokens": sampling.max_new_tokens,
                    "temperature": sampling.temperature, "top_p": sampling.top_p, "seed": sampling.seed,
-                   "skip_special_tokens": True, **({"stop": [s for s in sampling.stop if s]} if any(sampling.stop) else {})}
+                   "skip_special_tokens": True, **({"stop": list(sampling.stop)} if sampling.stop else {})}
                   for i in range(0, len(ids), per)]
         pool = ServerPool(self.options, f"answerer {self.name}", "answerer")
         try:
