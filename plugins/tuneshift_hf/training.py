@@ -101,15 +101,15 @@ def grouped_batches(order: list[int], size: int, groups: list[Any], rng: random.
 
 
 def split_held_out(n: int, share: float, seed: int, groups: list[Any] | None = None,
-                   by: str = "fact") -> tuple[list[int], list[int]]:
+                   by: Literal["fact", "phrasing"] = "fact") -> tuple[list[int], list[int]]:
     """Training and held-out indices: a seeded random `share` held out from training to choose the epoch.
 
     by "fact": a share of the facts (a group, or a row without one), every phrasing of each held out
     together, so none teaches the held-out answer (at least one when there are two or more): the loss
     of answers never trained on. by "phrasing": one phrasing of each of a share of the facts with two
     or more, the rest of them trained on: the loss of a trained fact asked another way, what knowledge
-    transfer wants (a fact seen in no phrasing cannot be answered; by "fact" the loss rises from the
-    second epoch while the trained facts are still being learnt)."""
+    transfer wants (a fact seen in no phrasing cannot be answered: on the quick demo the loss by "fact"
+    rose after the second epoch while the trained facts were still being learnt)."""
     keys = [("row", j) if groups is None or groups[j] is None else groups[j] for j in range(n)]
     rng = random.Random(f"held-out-{seed}")
     if by == "phrasing":
