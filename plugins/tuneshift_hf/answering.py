@@ -23,8 +23,10 @@ from pydantic import Field
 from tuneshift.api import Answer, Answerer, ModelSpec, Sampling
 
 from .batching import plan_batches
+from .prefixes import accepts, cache_argument, prefix_groups, repeated, shareable
 from .formatting import PLAIN_END, before_stop, end_of_turn, prompt_text, uses_chat_template
 from .precision import PrecisionOptions, bfloat16_matmuls, identity_with_precision
+from .sampling import short_list_sampler, top_k_of
 
 
 @contextmanager
@@ -107,36 +109,65 @@ class HFAnswerer(Answerer):
             else:
                 out[i] = Answer(None, f"prompt too long: {len(prompt_ids)} tokens + {sampling.max_new_tokens} "
                                       f"new exceed the context of {limit}")
-        lengths = [len(ids[i]) + sampling.max_new_tokens for i in runnable]
         with torch.random.fork_rng(devices=[loaded.device.index or 0] if loaded.device.type == "cuda" else []):
             torch.manual_seed(sampling.seed)
-            for batch in plan_batches(lengths, self.options.batch_size, self.options.max_batch_tokens):
-                rows = [runnable[j] for j in batch]
-                for i, text in zip(rows, self._generate(loaded, [ids[i] for i in rows], sampling)):
-                    out[i] = Answer(text)
+            rows_ids = [ids[i] for i in runnable]
+            for shared, group in prefix_groups(rows_ids, shareable(loaded.model, rows_ids, sampling)):
+                members = [runnable[j] for j in group]
+                prefix = shared and prefill(loaded, ids[members[0]][:shared])
+                lengths = [len(ids[i]) + sampling.max_new_tokens for i in members]
+                for batch in plan_batches(lengths, self.options.batch_size, self.options.max_batch_tokens):
+                    rows = [members[j] for j in batch]
+                    texts = self._generate(loaded, [ids[i][shared:] for i in rows], sampling,
+                                           (ids[rows[0]][:shared], prefix) if shared else None)
+                    for i, text in zip(rows, texts):
+                        out[i] = Answer(text)
         return out  # type: ignore[return-value]
 
-    def _generate(self, loaded: Any, ids: list[list[int]], sampling: Sampling) -> list[str]:
+    def _generate(self, loaded: Any, ids: list[list[int]], sampling: Sampling,
+                  prefix: tuple[list[int], Any] | None = None) -> list[str]:
+        """One batch. With `prefix` (its tokens, their computed cache) every row continues it: the padding
+        goes between it and each row's own tokens, and the attention mask and the positions skip it."""
         import torch
 
         tok = loaded.tokenizer
-        width = max(len(i) for i in ids)
+        head, cache = prefix or ([], None)
+        longest = max(len(i) for i in ids)
+        width = len(head) + longest
         pad = tok.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(i)) + i for i in ids], device=loaded.device)
-        mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids], device=loaded.device)
-        kwargs: dict[str, Any] = {"do_sample": False}
+        input_ids = torch.tensor([head + [pad] * (longest - len(i)) + i for i in ids], device=loaded.device)
+        mask = torch.tensor([[1] * len(head) + [0] * (longest - len(i)) + [1] * len(i) for i in ids],
+                            device=loaded.device)
+        kwargs: dict[str, Any] = {"do_sample": False}  # sampled too: the processor draws, greedy takes its token
         if sampling.temperature > 0:
-            kwargs = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
+            kwargs["logits_processor"] = [short_list_sampler(sampling.temperature, sampling.top_p,
+                                                             top_k_of(loaded.model))]
         strings = list(sampling.stop) + ([] if uses_chat_template(tok) else [PLAIN_END])
         if strings:
             kwargs["stopping_criteria"] = [text_stop(tok, width, strings)]
         stop = stop_ids(loaded)
         with torch.inference_mode(), bfloat16_matmuls(loaded.model), contiguous_head_input(loaded.model):
+            if cache is not None:
+                kwargs[cache_argument(loaded.model)] = repeated(cache, len(ids))
             output = loaded.model.generate(input_ids=input_ids, attention_mask=mask, use_cache=True,
                                            max_new_tokens=sampling.max_new_tokens, pad_token_id=pad,
                                            eos_token_id=stop or None, **kwargs)
         texts = [end_of_turn(tok, tok.decode(row[width:], skip_special_tokens=True).strip()) for row in output]
         return [before_stop(text, sampling.stop) for text in texts]
+
+
+def prefill(loaded: Any, tokens: list[int]) -> Any:
+    """The KV cache of `tokens` (one row), for batches that all continue them (tuneshift_hf.prefixes)."""
+    import torch
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=loaded.model.config)
+    kwargs = {cache_argument(loaded.model): cache}
+    if accepts(loaded.model, "logits_to_keep"):
+        kwargs["logits_to_keep"] = 1  # the logits are not wanted: skip the head's rows but one
+    with torch.inference_mode(), bfloat16_matmuls(loaded.model), contiguous_head_input(loaded.model):
+        loaded.model(input_ids=torch.tensor([tokens], device=loaded.device), use_cache=True, **kwargs)
+    return cache
 
 
 def text_stop(tok: Any, width: int, strings: list[str]) -> Any:

@@ -1,0 +1,93 @@
+"""The augment stage's paraphrase requests, timed with transformers' sampler, the short-list sampler, and
+that plus prompts that begin alike computing their beginning once.
+
+    .venv/bin/python benchmarks/paraphrase_speed.py --run RUN_DIR [--questions 0] [--threads 2]
+
+RUN_DIR is a finished `tuneshift run` folder whose `[target]` is a base model
+asked in the plain "Question: ... Answer:" format (the demo's
+arms/tuneshift-s0/run). Its kept questions (all, or the first --questions) are
+sent as the stage sends them (8 few-shot requests each, sampled, ended at the
+line's end), three ways in one process after a warm-up:
+
+- `transformers`: generate's own sampling (top-k, then top-p over the whole
+  vocabulary) and every prompt computed whole, the answerer before 2026-12-08;
+- `short_list`: tuneshift_hf.sampling, every prompt computed whole;
+- `shipped`: the short list and tuneshift_hf.prefixes.
+
+Prints one JSON object: the seconds of each, the ratios to `transformers`, and
+how many of the requests gave a usable rephrasing each way (the stage's
+filter, tuneshift._phrasing.asks_the_same), so a faster way that writes worse
+rephrasings shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(HERE / "core"), str(HERE / "plugins")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--questions", type=int, default=0, help="the first N kept questions (0: all)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    config, candidates = args.run / "config.toml", args.run / "candidates.jsonl"
+    if not config.is_file() or not candidates.is_file():
+        sys.exit(f"error: {args.run} is not a finished run folder (no config.toml or candidates.jsonl)")
+    target = tomllib.loads(config.read_text()).get("target", {}).get("model")
+    if not target:
+        sys.exit(f"error: {config} names no [target] model")
+
+    import torch
+    import tuneshift_hf.prefixes as prefixes
+    from tuneshift_hf.answering import HFAnswerer
+    from tuneshift_hf.loading import load
+
+    from tuneshift._phrasing import asks_the_same
+    from tuneshift._stages.augment import SHOTS, few_shot_request
+    from tuneshift.api import Context, ModelSpec, Sampling
+
+    torch.set_num_threads(args.threads)
+    kept = list(dict.fromkeys(c["prompt"] for c in map(json.loads, candidates.read_text().splitlines())
+                              if c.get("fate") == "kept"))
+    kept = kept[:args.questions] if args.questions else kept
+    per = min(2 * 4, 2 * len(SHOTS))  # the stage's requests a question at its 4 rephrasings (model_phrasings)
+    requests = [(q, few_shot_request(q, k)) for q in kept for k in range(per)]
+    spec = ModelSpec(base=target)
+    answerer = HFAnswerer(HFAnswerer.Options(batch_size=32), Context(teacher=spec, target=None, seed=0, work_dir="."))
+    sampling = Sampling(max_new_tokens=48, temperature=0.8, top_p=0.95, seed=0, stop=("\n",))
+    answerer.answer(spec, [r for _, r in requests[:16]], sampling)  # loading, first-call costs
+    model = load(spec, answerer.options.precision).model
+    own_generate, shared = model.generate, prefixes.MIN_SHARED
+
+    def transformers_sampling(**kwargs):  # the answerer before: generate samples, over the whole vocabulary
+        kwargs.pop("logits_processor", None)
+        kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
+        return own_generate(**kwargs)
+
+    seconds: dict[str, float] = {}
+    usable: dict[str, int] = {}
+    for name in ("transformers", "short_list", "shipped"):
+        model.generate = transformers_sampling if name == "transformers" else own_generate
+        prefixes.MIN_SHARED = shared if name == "shipped" else 10**9
+        started = time.perf_counter()
+        answers = answerer.answer(spec, [r for _, r in requests], sampling)
+        seconds[name] = round(time.perf_counter() - started, 1)
+        usable[name] = sum(bool(a.text) and asks_the_same(q, a.text.split("\n")[0].strip())
+                           for (q, _), a in zip(requests, answers))
+    model.generate, prefixes.MIN_SHARED = own_generate, shared
+    print(json.dumps({"questions": len(kept), "requests": len(requests), "threads": args.threads,
+                      "seconds": seconds, "usable_rephrasings": usable,
+                      "speedup": {name: round(seconds["transformers"] / s, 2) for name, s in seconds.items()}}))
+
+
+if __name__ == "__main__":
+    main()
