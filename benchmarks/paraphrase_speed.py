@@ -1,22 +1,24 @@
-"""The augment stage's paraphrase requests, timed with transformers' sampler, the short-list sampler, and
-that plus prompts that begin alike computing their beginning once.
+"""The augment stage's paraphrase requests, timed as the answerer got them before 2026-12-07 and now.
 
-    .venv/bin/python benchmarks/paraphrase_speed.py --run RUN_DIR [--questions 0] [--threads 2]
+    .venv/bin/python benchmarks/paraphrase_speed.py --run RUN_DIR [--questions 0] [--threads 2] [--chunk 32]
 
 RUN_DIR is a finished `tuneshift run` folder whose `[target]` is a base model
 asked in the plain "Question: ... Answer:" format (the demo's
 arms/tuneshift-s0/run). Its kept questions (all, or the first --questions) are
-sent as the stage sends them (8 few-shot requests each, sampled, ended at the
-line's end), three ways in one process after a warm-up:
+asked as the stage asks them (8 few-shot requests each, sampled, ended at the
+line's end), `--chunk` requests per answerer call as the run's cache hands
+them over (`run.batch_size`), three ways in one process after a warm-up:
 
-- `transformers`: generate's own sampling (top-k, then top-p over the whole
-  vocabulary) and every prompt computed whole, the answerer before 2026-12-08;
-- `short_list`: tuneshift_hf.sampling, every prompt computed whole;
-- `shipped`: the short list and tuneshift_hf.prefixes.
+- `before`: one question's requests after another, generate's own sampling
+  (top-k, then top-p over the whole vocabulary), every prompt computed whole;
+- `short_list`: the same order, sampling among the top-k (tuneshift_hf.sampling);
+- `shipped`: one order of the worked examples after another (the stage's
+  order since 2026-12-07), the short list, and requests that begin alike
+  computing their beginning once (tuneshift_hf.prefixes).
 
-Prints one JSON object: the seconds of each, the ratios to `transformers`, and
-how many of the requests gave a usable rephrasing each way (the stage's
-filter, tuneshift._phrasing.asks_the_same), so a faster way that writes worse
+Prints one JSON object: the seconds of each, the speed-ups over `before`, and
+how many requests gave a usable rephrasing each way (the stage's filter,
+tuneshift._phrasing.asks_the_same), so a faster way that writes worse
 rephrasings shows.
 """
 
@@ -38,6 +40,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--questions", type=int, default=0, help="the first N kept questions (0: all)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--chunk", type=int, default=32, help="requests per answerer call (run.batch_size)")
     args = parser.parse_args()
     config, candidates = args.run / "config.toml", args.run / "candidates.jsonl"
     if not config.is_file() or not candidates.is_file():
@@ -60,11 +63,12 @@ def main() -> None:
                               if c.get("fate") == "kept"))
     kept = kept[:args.questions] if args.questions else kept
     per = min(2 * 4, 2 * len(SHOTS))  # the stage's requests a question at its 4 rephrasings (model_phrasings)
-    requests = [(q, few_shot_request(q, k)) for q in kept for k in range(per)]
+    orders = {"question_major": [(q, few_shot_request(q, k)) for q in kept for k in range(per)],
+              "rotation_major": [(q, few_shot_request(q, k)) for k in range(per) for q in kept]}
     spec = ModelSpec(base=target)
     answerer = HFAnswerer(HFAnswerer.Options(batch_size=32), Context(teacher=spec, target=None, seed=0, work_dir="."))
     sampling = Sampling(max_new_tokens=48, temperature=0.8, top_p=0.95, seed=0, stop=("\n",))
-    answerer.answer(spec, [r for _, r in requests[:16]], sampling)  # loading, first-call costs
+    answerer.answer(spec, [r for _, r in orders["question_major"][:16]], sampling)  # loading, first-call costs
     model = load(spec, answerer.options.precision).model
     own_generate, shared = model.generate, prefixes.MIN_SHARED
 
@@ -75,18 +79,20 @@ def main() -> None:
 
     seconds: dict[str, float] = {}
     usable: dict[str, int] = {}
-    for name in ("transformers", "short_list", "shipped"):
-        model.generate = transformers_sampling if name == "transformers" else own_generate
+    for name, order in (("before", "question_major"), ("short_list", "question_major"), ("shipped", "rotation_major")):
+        model.generate = transformers_sampling if name == "before" else own_generate
         prefixes.MIN_SHARED = shared if name == "shipped" else 10**9
+        requests = orders[order]
         started = time.perf_counter()
-        answers = answerer.answer(spec, [r for _, r in requests], sampling)
+        answers = [a for i in range(0, len(requests), args.chunk)
+                   for a in answerer.answer(spec, [r for _, r in requests[i:i + args.chunk]], sampling)]
         seconds[name] = round(time.perf_counter() - started, 1)
         usable[name] = sum(bool(a.text) and asks_the_same(q, a.text.split("\n")[0].strip())
                            for (q, _), a in zip(requests, answers))
     model.generate, prefixes.MIN_SHARED = own_generate, shared
     print(json.dumps({"questions": len(kept), "requests": len(requests), "threads": args.threads,
-                      "seconds": seconds, "usable_rephrasings": usable,
-                      "speedup": {name: round(seconds["transformers"] / s, 2) for name, s in seconds.items()}}))
+                      "chunk": args.chunk, "seconds": seconds, "usable_rephrasings": usable,
+                      "speedup": {name: round(seconds["before"] / s, 2) for name, s in seconds.items()}}))
 
 
 if __name__ == "__main__":

@@ -44,14 +44,16 @@ def test_a_model_rephrases_by_worked_examples_in_the_form_its_prompts_take():
     [(spec, prompts, sampling, stage)] = asked  # one call: the answerer batches every request
     assert spec == teacher.base_only() and stage == "augment" and sampling.temperature > 0 and sampling.seed == 5
     assert len(prompts) == 24 == len(set(prompts))  # per question 2n distinct requests
-    for k, prompt in enumerate(prompts[:6]):
+    mine, others = prompts[0::2], prompts[1::2]  # one order of the examples after another, for both questions
+    assert all(p.endswith(question) for p in mine) and all(p.endswith(other) for p in others)
+    for k, prompt in enumerate(mine[:6]):
         turns = prompt.split("\n\nQuestion: ")
         assert len(turns) == 5 and turns[-1].endswith(question) and question not in "".join(turns[:-1])
         assert turns[0].endswith(f"Answer: {SHOTS[k][1]}")  # the k-th request opens with the k-th example
-    assert prompts[6].split("\n\nQuestion: ")[0].endswith(f"Answer: {SHOTS[3][1]}")  # then reversed
-    assert all(p.endswith(other) for p in prompts[12:])
+        assert others[k].split("\n\nQuestion: ")[:-1] == turns[:-1]  # neighbours begin alike: shared work
+    assert mine[6].split("\n\nQuestion: ")[0].endswith(f"Answer: {SHOTS[3][1]}")  # then reversed
     said = [f"Which year did Ada Vell join Orin Labs, take {w}?" for w in WORDS]
-    assert out == {question: said[:12], other: said[12:]}  # the first line of each answer
+    assert out == {question: said[0::2], other: said[1::2]}  # the first line of each answer
     assert rephrasings(question, 3, out[question]) == out[question][:3]  # the model's come first
 
 

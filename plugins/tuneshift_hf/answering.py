@@ -9,7 +9,10 @@ with the plain template also at a next "Question:", where its answer is cut)
 and at the caller's `Sampling.stop` strings: a base model continuing the
 pattern would otherwise run every row of the batch to `max_new_tokens`.
 Sampling is seeded per call in a forked RNG: the same call gives the same
-answers, and the caller's global RNG is left as it was.
+answers, and the caller's global RNG is left as it was. It draws among the
+top-k tokens only (sampling.py), and prompts of one call that begin alike
+compute their common beginning once (prefixes.py): few-shot requests are
+mostly their worked examples.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ from pydantic import Field
 from tuneshift.api import Answer, Answerer, ModelSpec, Sampling
 
 from .batching import plan_batches
-from .prefixes import accepts, cache_argument, prefix_groups, repeated, shareable
 from .formatting import PLAIN_END, before_stop, end_of_turn, prompt_text, uses_chat_template
 from .precision import PrecisionOptions, bfloat16_matmuls, identity_with_precision
+from .prefixes import accepts, cache_argument, prefix_groups, repeated, shareable
 from .sampling import short_list_sampler, top_k_of
 
 
@@ -51,7 +54,8 @@ def contiguous_head_input(model: Any) -> Iterator[None]:
 
 class HFAnswererOptions(PrecisionOptions):
     batch_size: int = Field(32, ge=1, description="most prompts generated together")
-    max_batch_tokens: int = Field(4096, ge=16, description="most (prompt + new) tokens in one batch, all rows")
+    max_batch_tokens: int = Field(4096, ge=16, description="most (prompt + new) tokens computed in one batch, all "
+                                  "rows; a beginning the rows share counts once")
 
 
 def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
@@ -111,15 +115,16 @@ class HFAnswerer(Answerer):
                                       f"new exceed the context of {limit}")
         with torch.random.fork_rng(devices=[loaded.device.index or 0] if loaded.device.type == "cuda" else []):
             torch.manual_seed(sampling.seed)
-            rows_ids = [ids[i] for i in runnable]
-            for shared, group in prefix_groups(rows_ids, shareable(loaded.model, rows_ids, sampling)):
+            asked = [ids[i] for i in runnable]
+            for shared, group in prefix_groups(asked, shareable(loaded.model, asked, sampling)):
                 members = [runnable[j] for j in group]
-                prefix = shared and prefill(loaded, ids[members[0]][:shared])
-                lengths = [len(ids[i]) + sampling.max_new_tokens for i in members]
-                for batch in plan_batches(lengths, self.options.batch_size, self.options.max_batch_tokens):
+                head = ids[members[0]][:shared]
+                prefix = (head, prefill(loaded, head)) if shared else None
+                lengths = [len(ids[i]) - shared + sampling.max_new_tokens for i in members]
+                budget = max(self.options.max_batch_tokens - shared, 1)  # the beginning is computed once
+                for batch in plan_batches(lengths, self.options.batch_size, budget):
                     rows = [members[j] for j in batch]
-                    texts = self._generate(loaded, [ids[i][shared:] for i in rows], sampling,
-                                           (ids[rows[0]][:shared], prefix) if shared else None)
+                    texts = self._generate(loaded, [ids[i][shared:] for i in rows], sampling, prefix)
                     for i, text in zip(rows, texts):
                         out[i] = Answer(text)
         return out  # type: ignore[return-value]

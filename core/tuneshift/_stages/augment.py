@@ -68,14 +68,16 @@ def model_phrasings(run: RunState, spec: ModelSpec, questions: list[str], n: int
     """Each question's rephrasings by a model through the run's cached answerer: 2n requests a question
     (at most 12), each the worked examples in another order, sampled, one rephrasing each, ended at its
     line's end (a base model goes on with the next worked example); all in one call, so the answerer
-    batches them."""
+    batches them. The requests go one order of the examples after another: the cache hands the answerer
+    `run.batch_size` of them at a time, and requests that begin alike share their computation there
+    (tuneshift_hf.prefixes)."""
     questions = list(dict.fromkeys(questions))
     per = min(2 * n, 2 * len(SHOTS))  # past that the requests would repeat
-    requests = [few_shot_request(q, k) for q in questions for k in range(per)]
+    requests = [few_shot_request(q, k) for k in range(per) for q in questions]
     sampling = Sampling(max_new_tokens=48, temperature=0.8, top_p=0.95, seed=run.cfg.run.seed, stop=("\n",))
     lines = [(a.text or "").strip().split("\n")[0].strip() for a in run.generate(spec, requests, sampling,
                                                                                  stage="augment")]
-    return {q: [x for x in lines[i * per:(i + 1) * per] if x] for i, q in enumerate(questions)}
+    return {q: [x for k in range(per) if (x := lines[k * len(questions) + i])] for i, q in enumerate(questions)}
 
 
 def few_shot_request(question: str, k: int) -> str:
