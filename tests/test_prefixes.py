@@ -42,12 +42,17 @@ def test_groups_are_rows_that_begin_alike_and_each_keeps_a_token_of_its_own():
     assert prefixes.prefix_groups([[1, 2], [3]]) == [(0, [0, 1])]  # nothing shared: one group, in order
 
 
-def test_a_sliding_window_the_rows_would_outgrow_turns_sharing_off():
+def test_a_sliding_window_the_rows_would_outgrow_or_a_recurrent_layer_turns_sharing_off():
+    from transformers import LlamaConfig, MambaConfig
+
     rows, sampling = [[1] * 90, [1] * 100], Sampling(max_new_tokens=20)
-    model = SimpleNamespace(config=SimpleNamespace(sliding_window=110))
-    assert not prefixes.shareable(model, rows, sampling)
-    assert prefixes.shareable(SimpleNamespace(config=SimpleNamespace(sliding_window=120)), rows[:1], sampling)
-    assert prefixes.shareable(SimpleNamespace(config=SimpleNamespace()), rows, sampling)
+    windowed = LlamaConfig(num_hidden_layers=2, sliding_window=110)
+    assert not prefixes.shareable(SimpleNamespace(config=windowed), rows, sampling)
+    assert prefixes.shareable(SimpleNamespace(config=windowed), rows[:1], sampling)  # 90 + 20 fit
+    assert prefixes.shareable(SimpleNamespace(config=LlamaConfig(num_hidden_layers=2)), rows, sampling)
+    # a state would take in the padding between the beginning and a row's own tokens
+    assert not prefixes.shareable(SimpleNamespace(config=MambaConfig(num_hidden_layers=2)), rows, sampling)
+    assert not prefixes.shareable(SimpleNamespace(config=SimpleNamespace()), rows, sampling)  # no cache to build
 
 
 @pytest.mark.parametrize("which", ["teacher", "target"])

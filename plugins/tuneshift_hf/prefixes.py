@@ -7,7 +7,8 @@ group; the group's common beginning goes through the model once, and each
 batch of the group continues from a copy of that KV cache, so a row costs only
 its own tokens. Shorter shared beginnings (a chat template's system turn) are
 left alone, and so is a call whose rows would outgrow a sliding attention
-window (the cache of such a layer keeps only the window's last tokens).
+window (the cache of such a layer keeps only the window's last tokens) or a
+model with recurrent layers (their state would take in the padding).
 """
 
 from __future__ import annotations
@@ -54,10 +55,24 @@ def common_length(rows: list[list[int]]) -> int:
 
 
 def shareable(model: Any, ids: list[list[int]], sampling: Sampling) -> bool:
-    """Whether the rows and their new tokens fit in the model's sliding attention window, if it has one."""
+    """Whether every layer is attention and the rows with their new tokens fit in its sliding window, if any."""
     window = getattr(model.config, "sliding_window", None)
     longest = max((len(i) for i in ids), default=0) + sampling.max_new_tokens
-    return not window or longest <= window
+    return attention_only(model) and (not window or longest <= window)
+
+
+def attention_only(model: Any) -> bool:
+    """Whether the model's cache holds attention keys and values only. The mask keeps attention from reading
+    the padding between a shared beginning and a row's own tokens; a recurrent or linear-attention layer
+    (Mamba, hybrids) would take the padding into its state."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    try:
+        layers = DynamicCache(config=model.config).layers
+    except (AttributeError, KeyError, TypeError, ValueError):  # a config transformers cannot build a cache from
+        return False
+    return bool(layers) and all(isinstance(layer, DynamicLayer) for layer in layers)
 
 
 def accepts(model: Any, argument: str) -> bool:
