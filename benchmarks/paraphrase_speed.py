@@ -28,11 +28,12 @@ import argparse
 import json
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(HERE / "core"), str(HERE / "plugins")]
+sys.path[:0] = [str(HERE / "core"), str(HERE / "plugins"), str(HERE / "benchmarks")]
+
+from paraphrase_stop import target_and_kept  # noqa: E402  (a run folder read the same way)
 
 
 def main() -> None:
@@ -42,12 +43,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--chunk", type=int, default=32, help="requests per answerer call (run.batch_size)")
     args = parser.parse_args()
-    config, candidates = args.run / "config.toml", args.run / "candidates.jsonl"
-    if not config.is_file() or not candidates.is_file():
-        sys.exit(f"error: {args.run} is not a finished run folder (no config.toml or candidates.jsonl)")
-    target = tomllib.loads(config.read_text()).get("target", {}).get("model")
-    if not target:
-        sys.exit(f"error: {config} names no [target] model")
+    target, kept = target_and_kept(args.run)
 
     import torch
     import tuneshift_hf.prefixes as prefixes
@@ -59,8 +55,7 @@ def main() -> None:
     from tuneshift.api import Context, ModelSpec, Sampling
 
     torch.set_num_threads(args.threads)
-    kept = list(dict.fromkeys(c["prompt"] for c in map(json.loads, candidates.read_text().splitlines())
-                              if c.get("fate") == "kept"))
+    kept = list(dict.fromkeys(kept))
     kept = kept[:args.questions] if args.questions else kept
     per = min(2 * 4, 2 * len(SHOTS))  # the stage's requests a question at its 4 rephrasings (model_phrasings)
     orders = {"question_major": [(q, few_shot_request(q, k)) for q in kept for k in range(per)],

@@ -25,18 +25,26 @@ HERE = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(HERE / "core"), str(HERE / "plugins")]
 
 
+def target_and_kept(run: Path) -> tuple[str, list[str]]:
+    """A finished run folder's [target] model and its kept questions, in order; exits with one line if it
+    is no finished run or names no target (benchmarks/paraphrase_speed.py reads runs the same way)."""
+    config, candidates = run / "config.toml", run / "candidates.jsonl"
+    if not config.is_file() or not candidates.is_file():
+        sys.exit(f"error: {run} is not a finished run folder (no config.toml or candidates.jsonl)")
+    target = tomllib.loads(config.read_text()).get("target", {}).get("model")
+    if not target:
+        sys.exit(f"error: {config} names no [target] model")
+    return target, [c["prompt"] for c in map(json.loads, candidates.read_text().splitlines())
+                    if c.get("fate") == "kept"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--questions", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    config, candidates = args.run / "config.toml", args.run / "candidates.jsonl"
-    if not config.is_file() or not candidates.is_file():
-        sys.exit(f"error: {args.run} is not a finished run folder (no config.toml or candidates.jsonl)")
-    target = tomllib.loads(config.read_text()).get("target", {}).get("model")
-    if not target:
-        sys.exit(f"error: {config} names no [target] model")
+    target, kept = target_and_kept(args.run)
 
     import torch
     import tuneshift_hf.answering as answering
@@ -46,7 +54,6 @@ def main() -> None:
     from tuneshift.api import Context, ModelSpec, Sampling
 
     torch.set_num_threads(args.threads)
-    kept = [c["prompt"] for c in map(json.loads, candidates.read_text().splitlines()) if c.get("fate") == "kept"]
     requests = [few_shot_request(q, k) for q in kept[:args.questions] for k in range(8)]
     spec = ModelSpec(base=target)
     answerer = HFAnswerer(HFAnswerer.Options(batch_size=32), Context(teacher=spec, target=None, seed=0, work_dir="."))

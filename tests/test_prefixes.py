@@ -8,29 +8,16 @@ from types import SimpleNamespace
 import pytest
 import torch
 import tuneshift_hf.answering as answering
-import tuneshift_hf.loading as loading
 import tuneshift_hf.prefixes as prefixes
+from test_hf import answerer, fresh_models  # noqa: F401  (the models of one test are not the next one's)
 from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
-from tuneshift_hf.answering import HFAnswerer, HFAnswererOptions
 from tuneshift_hf.sampling import DEFAULT_TOP_K, short_list_sampler, top_k_of
 
-from tuneshift.api import Context, ModelSpec, Sampling
+from tuneshift.api import ModelSpec, Sampling
 
 WORKED = ("Here are worked examples of the form we want. The capital of Kelland is Port Wyn. "
           "The river of Harlow is the Dun. The author of Winter Harbour is Ada Voss. The team of Leo "
           "Brandt is the Red Kites. The subject of Amara Osei is botany. Now the question: ")
-
-
-@pytest.fixture(autouse=True)
-def fresh_models():
-    loading.clear()
-    yield
-    loading.clear()
-
-
-def answerer(spec: ModelSpec, batch_size: int) -> HFAnswerer:
-    return HFAnswerer(HFAnswererOptions(batch_size=batch_size), Context(teacher=spec, target=None, seed=0,
-                                                                        work_dir="/tmp"))
 
 
 def test_groups_are_rows_that_begin_alike_and_each_keeps_a_token_of_its_own():
