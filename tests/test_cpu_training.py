@@ -150,3 +150,42 @@ def test_freed_heap_pages_go_back_to_the_kernel_after_a_conversion():
     assert out.returncode == 0, out.stderr[-2000:]
     before, after = map(int, out.stdout.split())
     assert before - after >= 180, (before, after)
+
+
+KERNEL_PROBE = """
+import sys
+import torch
+from tuneshift_hf.loading import KERNEL_CACHE, load_causal_lm
+
+load_causal_lm(sys.argv[1], precision="bfloat16")  # before any kernel: oneDNN reads its cap at the first
+x = torch.ones(8, 64, dtype=torch.bfloat16)
+for n in range(16, 16 + KERNEL_CACHE + 8):  # more new shapes than the cap holds, each its own kernel
+    x @ torch.ones(64, n, dtype=torch.bfloat16)
+x @ torch.ones(64, 16, dtype=torch.bfloat16)  # the first shape again
+"""
+
+
+def kernel_probe(target, **env):
+    """oneDNN's verbose line for the probe's last matmul (cache_hit / cache_miss: oneDNN's own stdout buffer
+    does not interleave with Python's, so it is the last `create` line), or None where bfloat16 matmuls do
+    not go through oneDNN on this CPU."""
+    import os
+    import subprocess
+
+    environ = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    out = subprocess.run([sys.executable, "-c", KERNEL_PROBE, str(target)], capture_output=True, text=True,
+                         timeout=120, env={**environ, "ONEDNN_VERBOSE": "2", **env})
+    assert out.returncode == 0, out.stderr[-2000:]
+    created = [line for line in out.stdout.splitlines() if ",primitive,create:" in line]
+    return created[-1] if created else None
+
+
+def test_load_caps_the_kernel_cache_unless_the_user_set_it(tiny):
+    """load_causal_lm caps oneDNN's kernel cache at KERNEL_CACHE: a shape met KERNEL_CACHE + 8 shapes ago
+    is compiled again; with the user's own ONEDNN_PRIMITIVE_CACHE_CAPACITY (oneDNN's default 1024) it is
+    still there."""
+    capped = kernel_probe(tiny["target"])
+    if capped is None:
+        pytest.skip("bfloat16 matmuls do not go through oneDNN on this CPU")
+    assert "cache_miss" in capped and "64x16" in capped, capped
+    assert "cache_hit" in kernel_probe(tiny["target"], ONEDNN_PRIMITIVE_CACHE_CAPACITY="1024")
