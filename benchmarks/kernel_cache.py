@@ -22,21 +22,23 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from scoring import smollm2  # noqa: E402  (the teacher base's GGUF file, found as the scoring benchmark finds it)
 
 CHILD = """
-import json, os, resource, sys, time
+import json, resource, sys, time
 from pathlib import Path
 import torch
 torch.set_num_threads(int(sys.argv[3]))
 from tuneshift._commands.state import State
 from tuneshift._registry import Registry
 from tuneshift.api import ModelSpec, build_context
-from tuneshift_demo.run import make_domain, real_models
+from tuneshift_demo.run import make_domain
 from tuneshift_demo.teacher import RECIPE
 
-out, epochs = Path(sys.argv[1]), int(sys.argv[2])
+out, epochs, base = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[4]
 state = State(Registry(), [])
-base = real_models(Path(os.environ["TUNESHIFT_CACHE"]))["teacher_base"]
 domain, _ = make_domain("organisation", "quick", None)
 pairs = [{"prompt": r["prompt"], "response": r["response"]} for r in domain.private_set()]
 options = {k: RECIPE[k] for k in ("rank", "alpha", "dropout", "learning_rate", "batch_size")}
@@ -49,13 +51,13 @@ print(json.dumps({"seconds": round(time.perf_counter() - begun, 1),
 """
 
 
-def run(variant: str, folder: Path, epochs: int, threads: int) -> dict:
+def run(variant: str, folder: Path, epochs: int, threads: int, base: str) -> dict:
     out = folder / variant
     env = dict(os.environ, TUNESHIFT_CACHE=str(out / "cache"))  # each converts its own GGUF copy
     env.pop("ONEDNN_PRIMITIVE_CACHE_CAPACITY", None)
     if variant == "default":
         env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = "1024"
-    done = subprocess.run([sys.executable, "-c", CHILD, str(out), str(epochs), str(threads)], env=env,
+    done = subprocess.run([sys.executable, "-c", CHILD, str(out), str(epochs), str(threads), base], env=env,
                           capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"benchmarks/kernel_cache.py: the {variant} training failed:\n{done.stderr[-2000:]}")
@@ -69,8 +71,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8, help="the demo teacher's 8 by default")
     parser.add_argument("--threads", type=int, default=1, help="the teacher's share of 2 cores in the demo")
     args = parser.parse_args()
+    base = smollm2()
     with tempfile.TemporaryDirectory(prefix="tuneshift-kernel-cache-") as tmp:
-        results = {v: run(v, Path(tmp), args.epochs, args.threads) for v in ("default", "shipped")}
+        results = {v: run(v, Path(tmp), args.epochs, args.threads, base) for v in ("default", "shipped")}
     d, s = results["default"], results["shipped"]
     print(json.dumps({"epochs": args.epochs, "threads": args.threads, **results,
                       "peak_rss_ratio": round(s["peak_rss_mb"] / d["peak_rss_mb"], 3),
