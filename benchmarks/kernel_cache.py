@@ -5,7 +5,7 @@
 The training: the demo teacher's recipe (SmolLM2-135M-Instruct, rank 16, batch 16, constant rate 1e-3) on the
 quick organisation's private set, seed 0. Each variant runs in a fresh process, one after the other:
 `default` sets ONEDNN_PRIMITIVE_CACHE_CAPACITY=1024 (oneDNN's own default, before tuneshift capped it);
-`shipped` leaves it unset, so tuneshift_hf.loading caps it (KERNEL_CACHE). Prints one JSON object: each
+`shipped` leaves it unset, so tuneshift_hf.loading caps it (tuneshift_hf.memory.KERNEL_CACHE). Prints one JSON object: each
 variant's peak RSS and training seconds, the ratios, and whether the two adapters are the same bytes.
 """
 

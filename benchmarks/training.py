@@ -32,9 +32,9 @@ def v_before(a: dict) -> dict:
     """float32 as the trainer was before issue 17: torch's dropout mask, glibc's default allocator, sdpa."""
     from contextlib import nullcontext
 
-    from tuneshift_hf import dropout, loading, training
+    from tuneshift_hf import dropout, memory, training
 
-    loading.freed_memory_kept = nullcontext
+    memory.freed_memory_kept = nullcontext
     dropout.use_bits_dropout = lambda model: 0
     training.short_rows_attention = lambda model, encoded: None
     return v_train({**a, "precision": "float32"})

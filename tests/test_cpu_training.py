@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tuneshift_hf.dropout import BitsDropout, use_bits_dropout
-from tuneshift_hf.loading import freed_memory_kept
+from tuneshift_hf.memory import freed_memory_kept
 
 
 @pytest.mark.parametrize("p", [0.05, 0.1, 0.5])
@@ -63,7 +63,7 @@ def test_swaps_only_peft_lora_dropout_on_cpu(tiny):
 
 MALLOC_PROBE = """
 import ctypes
-from tuneshift_hf.loading import freed_memory_kept
+from tuneshift_hf.memory import freed_memory_kept
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
@@ -116,7 +116,7 @@ def test_freed_memory_is_kept_while_training_and_given_back_after():
 
 TRIM_PROBE = """
 import ctypes
-from tuneshift_hf.loading import returned_to_kernel
+from tuneshift_hf.memory import returned_to_kernel
 
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
@@ -155,7 +155,8 @@ def test_freed_heap_pages_go_back_to_the_kernel_after_a_conversion():
 KERNEL_PROBE = """
 import sys
 import torch
-from tuneshift_hf.loading import KERNEL_CACHE, load_causal_lm
+from tuneshift_hf.loading import load_causal_lm
+from tuneshift_hf.memory import KERNEL_CACHE
 
 load_causal_lm(sys.argv[1], precision="bfloat16")  # before any kernel: oneDNN reads its cap at the first
 x = torch.ones(8, 64, dtype=torch.bfloat16)

@@ -192,7 +192,8 @@ class LoRATrainer(Trainer):
         from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
         from .dropout import use_bits_dropout
-        from .loading import freed_memory_kept, load_causal_lm, load_tokenizer
+        from .loading import load_causal_lm, load_tokenizer
+        from .memory import freed_memory_kept
 
         o = self.options
         parallel = DataParallel()  # first: it picks this process's device before the model loads
