@@ -21,6 +21,9 @@ Variants:
 - shipped: the demo's AUGMENT (the target rephrases, filtered by `tuneshift._phrasing.asks_the_same`);
 - no_kind_filter: shipped, with the filter's question-kind check off (`ASKED_KINDS` emptied), the
   paraphraser as it was before that check;
+- similar: shipped, with a model's phrasings used only at `augment.similarity` >= SIMILAR to the question
+  (sentence embeddings, names masked; `tuneshift._phrasing.closest`);
+- six, eight: shipped, with 6 or 8 phrasings a kept question instead of 4;
 - held_out: shipped, the trainer choosing its epoch by a held-out tenth of the pairs (`held_out = 0.1`,
   the recipe's epochs the most), whole facts held out: what the epoch choice costs or adds;
 - held_out_phrasing: the same, one phrasing of a tenth of the facts held out (`held_out_by = "phrasing"`).
@@ -51,6 +54,8 @@ sys.path[:0] = [str(HERE / "core"), str(HERE / "plugins")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+SIMILAR = 0.8
+"""The `similar` variant's floor."""
 AFTER_ROUNDS = ("adapter", "tensorboard", "report.json", "run.json", "verification.jsonl", "verification.md",
                 "verification.png", "dataset.jsonl", ".lock", "job.json", "train", "train.done.json", "verify")
 """What a copy drops: the job marker (the augment section changes) and everything the final stages write."""
@@ -64,6 +69,9 @@ def variants() -> dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]
             "rules": ({"enabled": True, "rephrasings": AUGMENT["rephrasings"]}, {}, {}),
             "shipped": (dict(AUGMENT), {}, {}),
             "no_kind_filter": (dict(AUGMENT), {"ASKED_KINDS": {}}, {}),
+            "similar": ({**AUGMENT, "similarity": SIMILAR}, {}, {}),
+            "six": ({**AUGMENT, "rephrasings": 6}, {}, {}),
+            "eight": ({**AUGMENT, "rephrasings": 8}, {}, {}),
             "held_out": (dict(AUGMENT), {}, {"held_out": 0.1}),
             "held_out_phrasing": (dict(AUGMENT), {}, {"held_out": 0.1, "held_out_by": "phrasing"})}
 
@@ -127,6 +135,8 @@ def main() -> None:
     parser.add_argument("--train-seeds", default="0,1", help="training seeds, comma-separated")
     parser.add_argument("--variants", default="none,rules,shipped,no_kind_filter")
     parser.add_argument("--work", type=Path, default=None, help="where the copies go (kept); default a temp folder")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="torch threads (two benchmarks side by side: half each)")
     ns = parser.parse_args()
     import torch
 
@@ -134,7 +144,7 @@ def main() -> None:
     from tuneshift.api import State
     from tuneshift_demo.run import make_domain
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(ns.threads)
     known = variants()
     chosen = ns.variants.split(",")
     unknown = [v for v in chosen if v not in known]

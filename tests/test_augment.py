@@ -74,6 +74,75 @@ def test_a_proposed_phrasing_that_is_no_question_or_adds_a_name_or_a_number_is_n
     assert len(out) == 3 and all("Project Plover" in p for p in out)  # the rules fill up
 
 
+def test_a_models_phrasing_is_ranked_by_its_meaning_with_names_masked_and_a_drifted_one_dropped():
+    """`closest`: cosine of the question's and the phrasing's embeddings with every name replaced by "X", so
+    the names (shared by construction) weigh nothing; in the order proposed, none under the floor."""
+    import tempfile
+
+    from tuneshift_faiss.dedup import StFaissDedup
+
+    from tuneshift._phrasing import closest, masked
+    from tuneshift.kinds import Context, ModelSpec
+
+    assert masked("Who leads Project Plover at Kell Works?") == "Who leads X at X?"
+    words = ["who", "leads", "leader", "is", "the", "of", "x", "which", "team", "plays", "for"]
+
+    def embed(texts):  # word counts: enough to see what is compared
+        return [[t.lower().strip("?").split().count(w) for w in words] for t in texts]
+
+    question = "Who leads Project Plover?"
+    proposed = {question: ["Which team plays for Project Plover?", "Who is the leader of Project Plover?",
+                           "Who leads Project Plover at all?"]}
+    near = closest(proposed, embed, 0.4)
+    assert near == {question: ["Who is the leader of Project Plover?", "Who leads Project Plover at all?"]}  # in order
+    assert closest(proposed, embed, 0.99) == {question: ["Who leads Project Plover at all?"]}
+    assert closest(proposed, lambda texts: None, 0.4) is None  # a deduper without embeddings: unchecked
+    # the deduper's real sentence embeddings (all-MiniLM-L6-v2): a question about something else goes, and
+    # the names do not matter
+    with tempfile.TemporaryDirectory() as work:
+        minilm = StFaissDedup(StFaissDedup.Options(), Context(teacher=ModelSpec(base="b"), target=None, seed=0,
+                                                              work_dir=work))
+        for name in ("Project Plover", "the Harlow Bridge"):
+            asked = f"Who leads {name}?"
+            said = [f"What is the name of {name}?", f"Who is the leader of {name}?", f"Do you know who leads {name}?"]
+            assert closest({asked: said}, minilm.embed, 0.8) == {asked: said[1:]}
+
+
+def test_augmentation_uses_only_a_models_phrasings_near_the_question_and_counts_the_others():
+    from types import SimpleNamespace
+
+    from tuneshift._stages import augment
+    from tuneshift.api import Answer, Candidate, ModelSpec
+
+    kept = Candidate(id=7, round=0, prompt="Who leads Project Plover?", origin="seed", fate="kept",
+                     response="Project Plover is led by Ada Vell.")
+    lines = ["Which team plays for Project Plover?", "Who is the leader of Project Plover?"]
+
+    def generate(spec, prompts, sampling, stage):
+        if spec.base == "target":  # the paraphraser: each request one line, the two in turn
+            return [Answer(lines[k % 2]) for k in range(len(prompts))]
+        return [Answer(kept.response) for _ in prompts]  # the teacher agrees with every phrasing
+
+    words = ["who", "leads", "leader", "is", "the", "of", "x", "which", "team", "plays", "for"]
+
+    def embed(texts):
+        return [[t.lower().strip("?").split().count(w) for w in words] for t in texts]
+
+    for similarity, model_pairs in ((None, lines), (0.4, lines[1:])):
+        cfg = SimpleNamespace(enabled=True, rephrasings=2, model="target", agreement=0.5, similarity=similarity)
+        run = SimpleNamespace(cfg=SimpleNamespace(augment=cfg, run=SimpleNamespace(seed=0)), candidates=[kept],
+                              paraphraser=ModelSpec(base="target"), teacher=ModelSpec(base="teacher", adapter="a"),
+                              greedy=None, generate=generate, impl={"deduper": SimpleNamespace(embed=embed)})
+        section = augment.run(run)
+        prompts = [row["prompt"] for row in run.augmented]
+        assert prompts[:len(model_pairs)] == model_pairs and lines[0] not in prompts[len(model_pairs):]
+        assert len(prompts) == 2  # the rules fill up what the floor left
+        if similarity is None:
+            assert "similarity" not in section
+        else:
+            assert section["similarity"] == 0.4 and section["unlike_dropped"] == 1
+
+
 def test_the_paraphraser_is_named_by_role_or_path_and_a_bad_one_stops_the_run_before_any_work(tiny, tmp_path):
     import pytest
 

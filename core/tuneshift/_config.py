@@ -159,6 +159,9 @@ class AugmentSection(_Section):
                                                 "or hub id; rule-based rewrites fill up to `rephrasings`")
     agreement: float = Field(0.5, gt=0, le=1, description="share of the kept answer's content words a "
                                                            "rephrasing's answer must hold to count as the same fact")
+    similarity: float | None = Field(None, gt=0, le=1, description="a model's phrasing is used only when its "
+                                     "embedding (the deduper's, names masked) has at least this cosine similarity "
+                                     "to the question's, closest first; unset: unchecked")
 
 
 class CoreConfig(_Section):

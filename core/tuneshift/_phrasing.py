@@ -4,8 +4,9 @@ consistency check asks them. A phrasing that drops a name, or adds one, asks ano
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-from tuneshift._agreement import entities
+from tuneshift._agreement import cosine, entities
 from tuneshift._rewrites import rewrites
 from tuneshift._text import normalise
 
@@ -57,3 +58,31 @@ def asks_the_same(question: str, text: str) -> bool:
 def asked_kinds(normalised: str) -> set[str]:
     words = set(normalised.split())
     return {kind for kind, cues in ASKED_KINDS.items() if words & cues}
+
+
+def masked(text: str) -> str:
+    """The text with every named entity replaced by "X": in a short question a name outweighs, in a sentence
+    embedding, the few words that say what is asked ("Which team is X playing for?" against "Who leads X?")."""
+    for name in sorted(entities(text), key=len, reverse=True):
+        text = text.replace(name, "X")
+    return text
+
+
+def closest(proposed: dict[str, list[str]], embed: Callable[[list[str]], list[list[float]] | None],
+            floor: float) -> dict[str, list[str]] | None:
+    """Each question's proposed phrasings whose embedding, names masked, has at least `floor` cosine
+    similarity to the question's, in the model's order (the closest first would favour the phrasings that
+    change the fewest words); None when `embed` has no embeddings. A model shown
+    worked examples drifts: "Who heads the X department?" becomes "Which company is the X?", "Where does X
+    work?" becomes "What town does X work in?"; a small teacher answers them with the kept answer all the
+    same, and the pair would teach the drifted words to expect it."""
+    texts = list(dict.fromkeys(masked(t) for question, phrasings in proposed.items() for t in (question, *phrasings)))
+    vectors = embed(texts) if texts else []
+    if vectors is None:
+        return None
+    by_text = dict(zip(texts, vectors, strict=True))
+    near: dict[str, list[str]] = {}
+    for question, phrasings in proposed.items():
+        asked = by_text[masked(question)]
+        near[question] = [text for text in phrasings if cosine(asked, by_text[masked(text)]) >= floor]
+    return near

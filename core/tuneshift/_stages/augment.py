@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from tuneshift._agreement import content_agreement
-from tuneshift._phrasing import rephrasings
+from tuneshift._phrasing import closest, rephrasings
 from tuneshift._stages.base import RunState
 from tuneshift.kinds import ModelSpec, Sampling
 
@@ -42,6 +42,12 @@ def run(run: RunState) -> dict[str, Any] | None:
     kept = [c for c in run.candidates if c.kept]
     proposed = (model_phrasings(run, run.paraphraser, [c.prompt for c in kept], cfg.rephrasings)
                 if run.paraphraser is not None else {})
+    unlike: int | None = None
+    if proposed and cfg.similarity is not None:
+        near = closest(proposed, run.impl["deduper"].embed, cfg.similarity)
+        if near is not None:
+            unlike = sum(map(len, proposed.values())) - sum(map(len, near.values()))
+            proposed = near
     phrasings = {c.id: rephrasings(c.prompt, cfg.rephrasings, proposed.get(c.prompt, [])) for c in kept}
     asked = [(c, p) for c in kept for p in phrasings[c.id]]
     answers = run.generate(run.teacher, [p for _, p in asked], run.greedy, stage="augment")
@@ -61,7 +67,8 @@ def run(run: RunState) -> dict[str, Any] | None:
     return {"facts": len(kept), "asked": len(asked), "consistent": len(run.augmented),
             "pairs_added": len(run.augmented), "mean_consistency": round(sum(scores) / len(scores), 4) if scores else None,
             "fully_consistent_facts": sum(s == 1.0 for s in scores), "inconsistent_facts": sum(s == 0.0 for s in scores),
-            "paraphraser": cfg.model or "rules"}
+            "paraphraser": cfg.model or "rules",
+            **({"similarity": cfg.similarity, "unlike_dropped": unlike} if cfg.similarity is not None else {})}
 
 
 def model_phrasings(run: RunState, spec: ModelSpec, questions: list[str], n: int) -> dict[str, list[str]]:
@@ -77,7 +84,8 @@ def model_phrasings(run: RunState, spec: ModelSpec, questions: list[str], n: int
     sampling = Sampling(max_new_tokens=48, temperature=0.8, top_p=0.95, seed=run.cfg.run.seed, stop=("\n",))
     lines = [(a.text or "").strip().split("\n")[0].strip() for a in run.generate(spec, requests, sampling,
                                                                                  stage="augment")]
-    return {q: [x for k in range(per) if (x := lines[k * len(questions) + i])] for i, q in enumerate(questions)}
+    return {q: list(dict.fromkeys(x for k in range(per) if (x := lines[k * len(questions) + i])))
+            for i, q in enumerate(questions)}
 
 
 def few_shot_request(question: str, k: int) -> str:
