@@ -22,7 +22,7 @@ Variants:
 - no_kind_filter: shipped, with the filter's question-kind check off (`ASKED_KINDS` emptied), the
   paraphraser as it was before that check;
 - similar: shipped, with a model's phrasings used only at `augment.similarity` >= SIMILAR to the question
-  (sentence embeddings, names masked; `tuneshift._phrasing.closest`);
+  (sentence embeddings, names masked; `tuneshift._phrasing.near_the_question`);
 - six, eight: shipped, with 6 or 8 phrasings a kept question instead of 4;
 - held_out: shipped, the trainer choosing its epoch by a held-out tenth of the pairs (`held_out = 0.1`,
   the recipe's epochs the most), whole facts held out: what the epoch choice costs or adds;

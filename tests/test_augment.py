@@ -75,13 +75,13 @@ def test_a_proposed_phrasing_that_is_no_question_or_adds_a_name_or_a_number_is_n
 
 
 def test_a_models_phrasing_is_ranked_by_its_meaning_with_names_masked_and_a_drifted_one_dropped():
-    """`closest`: cosine of the question's and the phrasing's embeddings with every name replaced by "X", so
+    """`near_the_question`: cosine of the question's and the phrasing's embeddings with every name replaced by "X", so
     the names (shared by construction) weigh nothing; in the order proposed, none under the floor."""
     import tempfile
 
     from tuneshift_faiss.dedup import StFaissDedup
 
-    from tuneshift._phrasing import closest, masked
+    from tuneshift._phrasing import masked, near_the_question
     from tuneshift.kinds import Context, ModelSpec
 
     assert masked("Who leads Project Plover at Kell Works?") == "Who leads X at X?"
@@ -93,10 +93,10 @@ def test_a_models_phrasing_is_ranked_by_its_meaning_with_names_masked_and_a_drif
     question = "Who leads Project Plover?"
     proposed = {question: ["Which team plays for Project Plover?", "Who is the leader of Project Plover?",
                            "Who leads Project Plover at all?"]}
-    near = closest(proposed, embed, 0.4)
+    near = near_the_question(proposed, embed, 0.4)
     assert near == {question: ["Who is the leader of Project Plover?", "Who leads Project Plover at all?"]}  # in order
-    assert closest(proposed, embed, 0.99) == {question: ["Who leads Project Plover at all?"]}
-    assert closest(proposed, lambda texts: None, 0.4) is None  # a deduper without embeddings: unchecked
+    assert near_the_question(proposed, embed, 0.99) == {question: ["Who leads Project Plover at all?"]}
+    assert near_the_question(proposed, lambda texts: None, 0.4) is None  # a deduper without embeddings: unchecked
     # the deduper's real sentence embeddings (all-MiniLM-L6-v2): a question about something else goes, and
     # the names do not matter
     with tempfile.TemporaryDirectory() as work:
@@ -105,7 +105,7 @@ def test_a_models_phrasing_is_ranked_by_its_meaning_with_names_masked_and_a_drif
         for name in ("Project Plover", "the Harlow Bridge"):
             asked = f"Who leads {name}?"
             said = [f"What is the name of {name}?", f"Who is the leader of {name}?", f"Do you know who leads {name}?"]
-            assert closest({asked: said}, minilm.embed, 0.8) == {asked: said[1:]}
+            assert near_the_question({asked: said}, minilm.embed, 0.8) == {asked: said[1:]}
 
 
 def test_augmentation_uses_only_a_models_phrasings_near_the_question_and_counts_the_others():

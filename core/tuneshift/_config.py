@@ -161,7 +161,7 @@ class AugmentSection(_Section):
                                                            "rephrasing's answer must hold to count as the same fact")
     similarity: float | None = Field(None, gt=0, le=1, description="a model's phrasing is used only when its "
                                      "embedding (the deduper's, names masked) has at least this cosine similarity "
-                                     "to the question's, closest first; unset: unchecked")
+                                     "to the question's; unset: unchecked")
 
 
 class CoreConfig(_Section):

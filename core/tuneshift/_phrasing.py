@@ -68,14 +68,14 @@ def masked(text: str) -> str:
     return text
 
 
-def closest(proposed: dict[str, list[str]], embed: Callable[[list[str]], list[list[float]] | None],
-            floor: float) -> dict[str, list[str]] | None:
+def near_the_question(proposed: dict[str, list[str]], embed: Callable[[list[str]], list[list[float]] | None],
+                      floor: float) -> dict[str, list[str]] | None:
     """Each question's proposed phrasings whose embedding, names masked, has at least `floor` cosine
     similarity to the question's, in the model's order (the closest first would favour the phrasings that
-    change the fewest words); None when `embed` has no embeddings. A model shown
-    worked examples drifts: "Who heads the X department?" becomes "Which company is the X?", "Where does X
-    work?" becomes "What town does X work in?"; a small teacher answers them with the kept answer all the
-    same, and the pair would teach the drifted words to expect it."""
+    change the fewest words); None when `embed` has no embeddings. A model shown worked examples drifts:
+    "Who heads the X department?" becomes "Which company is the X?", "Where does X work?" becomes "Which
+    town is X?"; a small teacher answers them with the kept answer all the same, and the pair would teach
+    the drifted words to expect it."""
     texts = list(dict.fromkeys(masked(t) for question, phrasings in proposed.items() for t in (question, *phrasings)))
     vectors = embed(texts) if texts else []
     if vectors is None:

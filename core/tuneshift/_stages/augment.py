@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from tuneshift._agreement import content_agreement
-from tuneshift._phrasing import closest, rephrasings
+from tuneshift._phrasing import near_the_question, rephrasings
 from tuneshift._stages.base import RunState
 from tuneshift.kinds import ModelSpec, Sampling
 
@@ -44,7 +44,7 @@ def run(run: RunState) -> dict[str, Any] | None:
                 if run.paraphraser is not None else {})
     unlike: int | None = None
     if proposed and cfg.similarity is not None:
-        near = closest(proposed, run.impl["deduper"].embed, cfg.similarity)
+        near = near_the_question(proposed, run.impl["deduper"].embed, cfg.similarity)
         if near is not None:
             unlike = sum(map(len, proposed.values())) - sum(map(len, near.values()))
             proposed = near
