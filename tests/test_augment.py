@@ -74,9 +74,17 @@ def test_a_proposed_phrasing_that_is_no_question_or_adds_a_name_or_a_number_is_n
     assert len(out) == 3 and all("Project Plover" in p for p in out)  # the rules fill up
 
 
-def test_a_models_phrasing_is_ranked_by_its_meaning_with_names_masked_and_a_drifted_one_dropped():
-    """`near_the_question`: cosine of the question's and the phrasing's embeddings with every name replaced by "X", so
-    the names (shared by construction) weigh nothing; in the order proposed, none under the floor."""
+WORDS = ["who", "leads", "leader", "is", "the", "of", "x", "which", "team", "plays", "for"]
+
+
+def word_counts(texts):
+    """A stand-in sentence embedding: how often each of WORDS occurs, enough to see what is compared."""
+    return [[t.lower().strip("?").split().count(w) for w in WORDS] for t in texts]
+
+
+def test_a_models_phrasing_is_kept_by_its_meaning_with_names_masked_and_a_drifted_one_dropped():
+    """`near_the_question`: cosine of the question's and the phrasing's embeddings with every name replaced by
+    "X", so the names (shared by construction) weigh nothing; in the order proposed, none under the floor."""
     import tempfile
 
     from tuneshift_faiss.dedup import StFaissDedup
@@ -85,17 +93,12 @@ def test_a_models_phrasing_is_ranked_by_its_meaning_with_names_masked_and_a_drif
     from tuneshift.kinds import Context, ModelSpec
 
     assert masked("Who leads Project Plover at Kell Works?") == "Who leads X at X?"
-    words = ["who", "leads", "leader", "is", "the", "of", "x", "which", "team", "plays", "for"]
-
-    def embed(texts):  # word counts: enough to see what is compared
-        return [[t.lower().strip("?").split().count(w) for w in words] for t in texts]
-
     question = "Who leads Project Plover?"
     proposed = {question: ["Which team plays for Project Plover?", "Who is the leader of Project Plover?",
                            "Who leads Project Plover at all?"]}
-    near = near_the_question(proposed, embed, 0.4)
+    near = near_the_question(proposed, word_counts, 0.4)
     assert near == {question: ["Who is the leader of Project Plover?", "Who leads Project Plover at all?"]}  # in order
-    assert near_the_question(proposed, embed, 0.99) == {question: ["Who leads Project Plover at all?"]}
+    assert near_the_question(proposed, word_counts, 0.99) == {question: ["Who leads Project Plover at all?"]}
     assert near_the_question(proposed, lambda texts: None, 0.4) is None  # a deduper without embeddings: unchecked
     # the deduper's real sentence embeddings (all-MiniLM-L6-v2): a question about something else goes, and
     # the names do not matter
@@ -123,16 +126,11 @@ def test_augmentation_uses_only_a_models_phrasings_near_the_question_and_counts_
             return [Answer(lines[k % 2]) for k in range(len(prompts))]
         return [Answer(kept.response) for _ in prompts]  # the teacher agrees with every phrasing
 
-    words = ["who", "leads", "leader", "is", "the", "of", "x", "which", "team", "plays", "for"]
-
-    def embed(texts):
-        return [[t.lower().strip("?").split().count(w) for w in words] for t in texts]
-
     for similarity, model_pairs in ((None, lines), (0.4, lines[1:])):
         cfg = SimpleNamespace(enabled=True, rephrasings=2, model="target", agreement=0.5, similarity=similarity)
         run = SimpleNamespace(cfg=SimpleNamespace(augment=cfg, run=SimpleNamespace(seed=0)), candidates=[kept],
                               paraphraser=ModelSpec(base="target"), teacher=ModelSpec(base="teacher", adapter="a"),
-                              greedy=None, generate=generate, impl={"deduper": SimpleNamespace(embed=embed)})
+                              greedy=None, generate=generate, impl={"deduper": SimpleNamespace(embed=word_counts)})
         section = augment.run(run)
         prompts = [row["prompt"] for row in run.augmented]
         assert prompts[:len(model_pairs)] == model_pairs and lines[0] not in prompts[len(model_pairs):]

@@ -76,13 +76,11 @@ def near_the_question(proposed: dict[str, list[str]], embed: Callable[[list[str]
     "Who heads the X department?" becomes "Which company is the X?", "Where does X work?" becomes "Which
     town is X?"; a small teacher answers them with the kept answer all the same, and the pair would teach
     the drifted words to expect it."""
-    texts = list(dict.fromkeys(masked(t) for question, phrasings in proposed.items() for t in (question, *phrasings)))
-    vectors = embed(texts) if texts else []
+    masks = {text: masked(text) for question, phrasings in proposed.items() for text in (question, *phrasings)}
+    unique = list(dict.fromkeys(masks.values()))  # questions of one template share their masked text
+    vectors = embed(unique) if unique else []
     if vectors is None:
         return None
-    by_text = dict(zip(texts, vectors, strict=True))
-    near: dict[str, list[str]] = {}
-    for question, phrasings in proposed.items():
-        asked = by_text[masked(question)]
-        near[question] = [text for text in phrasings if cosine(asked, by_text[masked(text)]) >= floor]
-    return near
+    vector = dict(zip(unique, vectors, strict=True))
+    return {question: [text for text in phrasings if cosine(vector[masks[question]], vector[masks[text]]) >= floor]
+            for question, phrasings in proposed.items()}
