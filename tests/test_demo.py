@@ -144,7 +144,9 @@ def test_goals_say_what_is_met_and_what_is_not():
     assert "recovery" not in goals({**report, "domain": "support", "preset": "quick", "wall_seconds": 1,
                                     "peak_rss_mb": 1})  # issue 20 names no quick target
     report["selection"]["tuneshift_arm_false_keep_rate"] = {"mean": 0.04, "std": 0.01, "per_seed": [0.03, 0.05]}
-    assert goals(report)["kept_false_keep_rate"]["met"] is True
+    report["selection"]["tuneshift_arm_right_facts"] = {"mean": 182 / 3, "std": 15.8, "per_seed": [71, 40, 71]}
+    kept = goals(report)["kept_false_keep_rate"]
+    assert kept["met"] is True and kept["note"].endswith("distinct facts judged right: 60.7")  # not 60.666...
 
 
 def test_guess_baseline_answers_each_relation_with_its_most_common_value():
@@ -311,20 +313,21 @@ def test_the_shipped_tuneshift_arm_augments_and_its_baselines_and_no_augment_abl
     assert rules["enabled"] and "model" not in rules
 
 
-def test_the_quick_crawl_leaves_rephrasing_to_augmentation_and_keeps_the_band():
-    """Quick's 96 prompts: no rewrite operators (augmentation rephrases every kept question) and confident-gap's
-    repeat_nll band, in its tuneshift arm and its no_filter crawl alike; the full preset keeps the plain bounds."""
+def test_the_crawls_leave_rephrasing_to_augmentation_and_quick_keeps_the_band():
+    """Both presets crawl with no rewrite operators (augmentation rephrases every kept question), in the
+    tuneshift arm and the no_filter crawl alike; quick adds confident-gap's repeat_nll band, full keeps the
+    plain bounds."""
     from tuneshift_agentic.operators import REWRITES
     from tuneshift_demo.arms import pipeline_config, settings_for
     from tuneshift_demo.run import SETTINGS
 
     inputs = {"teacher_base": "/m/smol.gguf", "teacher_adapter": "/m/lora", "target": "/m/gemma.gguf",
               "seeds": "/m/seeds.jsonl"}
-    arm = pipeline_config(inputs, 0, settings_for(SETTINGS["quick"], "tuneshift"), keep_all=False)
-    crawl = pipeline_config(inputs, 0, SETTINGS["quick"], keep_all=True)
-    for config in (arm, crawl):
-        operators = config["expander"]["operators"]
-        assert config["expander"]["use"] == "agentic" and operators and not set(operators) & set(REWRITES)
-    assert arm["selector"] == {"use": "confident-gap", "repeat_nll": 0.1}
-    full = pipeline_config(inputs, 0, settings_for(SETTINGS["full"], "tuneshift"), keep_all=False)
-    assert full["selector"] == {"use": "confident-gap"} and "operators" not in full["expander"]
+    for preset in ("quick", "full"):
+        arm = pipeline_config(inputs, 0, settings_for(SETTINGS[preset], "tuneshift"), keep_all=False)
+        crawl = pipeline_config(inputs, 0, SETTINGS[preset], keep_all=True)
+        for config in (arm, crawl):
+            operators = config["expander"]["operators"]
+            assert config["expander"]["use"] == "agentic" and operators and not set(operators) & set(REWRITES)
+        assert arm["selector"] == ({"use": "confident-gap", "repeat_nll": 0.1} if preset == "quick"
+                                   else {"use": "confident-gap"})

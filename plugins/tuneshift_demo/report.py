@@ -123,7 +123,7 @@ def goals(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
         facts = (sel.get("tuneshift_arm_right_facts") or {}).get("mean")
         out["kept_false_keep_rate"] = goal(round(fkr, 4), f"<= {FALSE_KEEP_TARGET}", fkr <= FALSE_KEEP_TARGET,
                                            note=f"the tuneshift arm's kept set, judged by the domain's ground truth; "
-                                                f"distinct facts judged right: {facts}")
+                                                f"distinct facts judged right: {facts if facts is None else round(facts, 1)}")
     if sel.get("pool"):
         out["selection_in_loop_beats_paper_tau"] = _in_loop(sel, report["comparisons"]["no_filter"], goal)
     return out
