@@ -50,7 +50,7 @@ CRAWL: dict[str, Any] = {"use": "agentic", "operators": ["follow", "probe", "rel
 kept question anyway and in the crawl those prompts only repeat kept ones. On the quick preset it kept as
 many held-out facts as before; on the full preset (3 seeds, crawls alone, 2026-12-08) the kept sets hold a
 right answer for 79 / 76 / 80 of the 108 held-out facts against 71 / 40 / 50 with the rewrites, at the
-same false-keep rate (0.075 on average both ways), and trained the target to 0.620 / 0.657 / (seed 2 training) against
+same false-keep rate (0.075 on average both ways), and trained the target to 0.620 / 0.657 / 0.750 against
 0.648 / 0.380 / 0.454 (docs/demo.md, "Full preset, 3 seeds on the Xeon")."""
 QUICK_CRAWL: dict[str, Any] = {"expander": CRAWL, "selector": {"use": "confident-gap", "repeat_nll": 0.1}}
 """The quick preset's crawl of 96 prompts, which keeps a right answer for only 19 of the 32 held-out facts:
